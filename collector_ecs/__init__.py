@@ -1,0 +1,1 @@
+"""The collector: records a Rithmic market-data stream into PostgreSQL."""

@@ -1,0 +1,93 @@
+"""The collector's bookkeeping in PostgreSQL: subscriptions, session events, gaps,
+heartbeat, partitions. Small, infrequent statements on a small pool; every call has a
+timeout and raises on failure so the caller decides what to retry."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+
+_UPSERT_DESIRED = (
+    "INSERT INTO subscriptions (symbol, exchange, desired, status) VALUES ($1, $2, true, 'pending') "
+    "ON CONFLICT (symbol) DO UPDATE SET exchange = EXCLUDED.exchange, desired = true, "
+    "status = CASE WHEN subscriptions.status = 'active' THEN 'active' ELSE 'pending' END"
+)
+_SET_STATUS = (
+    "UPDATE subscriptions SET status = $2, reason = $3, status_since = now() "
+    "WHERE symbol = $1 AND (status IS DISTINCT FROM $2 OR reason IS DISTINCT FROM $3)"
+)
+_DESIRED = "SELECT symbol, exchange, desired, status FROM subscriptions ORDER BY requested_at, symbol"
+_SESSION_EVENT = "INSERT INTO collector_sessions (collector_id, event, plant, detail) VALUES ($1, $2, $3, $4)"
+_OPEN_GAP = ("INSERT INTO gaps (symbol, exchange, gap_start, gap_end, cause, dropped_rows) "
+             "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+_CLOSE_GAP = ("UPDATE gaps SET gap_end = $2, backfilled = $3, backfilled_rows = $4 WHERE id = $1")
+_HEARTBEAT = (
+    "INSERT INTO collector_heartbeat (collector_id, connected, last_message_at, messages_per_s, queue_depth, "
+    "spool_bytes, updated_at) VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (collector_id) DO UPDATE SET "
+    "connected = EXCLUDED.connected, last_message_at = EXCLUDED.last_message_at, "
+    "messages_per_s = EXCLUDED.messages_per_s, queue_depth = EXCLUDED.queue_depth, "
+    "spool_bytes = EXCLUDED.spool_bytes, updated_at = now()"
+)
+_PARTITIONS = "SELECT rdc_ensure_partitions((now() AT TIME ZONE 'UTC')::date, $1)"
+_PRUNE_BATCHES = "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(days => $1)"
+
+
+class ControlStore:
+    def __init__(self, dsn: str, timeout: float):
+        self._dsn = dsn
+        self.timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=0, max_size=2, timeout=self.timeout,
+                                                   command_timeout=self.timeout)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            try:
+                await self._pool.close()
+            except Exception:
+                self._pool.terminate()
+            self._pool = None
+
+    async def _execute(self, sql: str, *args) -> str:
+        pool = await self._get_pool()
+        return await pool.execute(sql, *args, timeout=self.timeout)
+
+    async def _fetch(self, sql: str, *args):
+        pool = await self._get_pool()
+        return await pool.fetch(sql, *args, timeout=self.timeout)
+
+    async def _fetchval(self, sql: str, *args):
+        pool = await self._get_pool()
+        return await pool.fetchval(sql, *args, timeout=self.timeout)
+
+    async def want(self, symbol: str, exchange: str) -> None:
+        await self._execute(_UPSERT_DESIRED, symbol, exchange)
+
+    async def set_status(self, symbol: str, status: str, reason: str | None = None) -> None:
+        await self._execute(_SET_STATUS, symbol, status, reason)
+
+    async def desired_set(self) -> list[asyncpg.Record]:
+        return await self._fetch(_DESIRED)
+
+    async def session_event(self, collector_id: str, event: str, plant: str | None, detail: str | None) -> None:
+        await self._execute(_SESSION_EVENT, collector_id, event, plant, detail)
+
+    async def open_gap(self, symbol: str, exchange: str, start: dt.datetime, end: dt.datetime | None,
+                       cause: str, dropped_rows: int = 0) -> int:
+        return await self._fetchval(_OPEN_GAP, symbol, exchange, start, end, cause, dropped_rows)
+
+    async def close_gap(self, gap_id: int, end: dt.datetime, backfilled: bool, rows: int) -> None:
+        await self._execute(_CLOSE_GAP, gap_id, end, backfilled, rows)
+
+    async def heartbeat(self, collector_id: str, connected: bool, last_message_at, rate: float,
+                        queue_depth: int, spool_bytes: int) -> None:
+        await self._execute(_HEARTBEAT, collector_id, connected, last_message_at, rate, queue_depth, spool_bytes)
+
+    async def maintain(self, days_ahead: int = 7, keep_batch_ids_days: int = 7) -> None:
+        await self._fetchval(_PARTITIONS, days_ahead)
+        await self._execute(_PRUNE_BATCHES, keep_batch_ids_days)

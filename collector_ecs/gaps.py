@@ -1,0 +1,177 @@
+"""Turns every outage of the market-data stream into a gap record, and backfills the
+trades it missed from the history plant once the stream is back.
+
+A gap runs from the last trade stored before the outage to the first trade after it,
+both exclusive, so backfilled trades never duplicate live ones (the exchange's
+timestamps of one symbol are strictly increasing on the simulator; see README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .parsing import TICK, trades_from_history
+from .rithmic_internals import abort_connection, heartbeat_interval
+
+log = logging.getLogger("collector.gaps")
+UTC = dt.UTC
+
+
+@dataclass
+class OpenGap:
+    symbol: str
+    exchange: str
+    start: dt.datetime
+    cause: str
+    gap_id: int | None = None
+    end: dt.datetime | None = None
+
+
+class GapManager:
+    """Owns the gap records, the backfill worker and the stall watchdog."""
+
+    def __init__(self, session, ingest, writer, control, subscriptions_active, spool_dir: str,
+                 stall_timeout_s: float | None, metrics):
+        self.session = session
+        self.ingest = ingest
+        self.writer = writer
+        self.control = control
+        self._active = subscriptions_active  # callable -> {symbol: exchange}
+        self.open: dict[str, OpenGap] = {}
+        self._backfills: asyncio.Queue[OpenGap] = asyncio.Queue()
+        self._pending_file = Path(spool_dir) / "gaps.jsonl"
+        self.stall_timeout_s = stall_timeout_s
+        self.metrics = metrics
+        self._cause_hint: str | None = None
+
+    # -- events from the ingest path (synchronous) -----------------------------------
+    def on_disconnect(self, cause: str) -> None:
+        cause = self._cause_hint or cause
+        self._cause_hint = None
+        self.metrics.count("Reconnects")
+        now = dt.datetime.now(UTC)
+        opened = []
+        for symbol, exchange in self._active().items():
+            if symbol in self.open:
+                continue
+            start = self.ingest.last_trade_ts.get(symbol, now)
+            self.open[symbol] = OpenGap(symbol, exchange, start, cause)
+            opened.append(symbol)
+        self.ingest.mark_outage(opened)
+        if opened:
+            log.warning("market-data outage", extra={"fields": {"cause": cause, "symbols": opened}})
+
+    def on_forced_logout(self) -> None:
+        self._cause_hint = "forced_logout"
+        self.metrics.count("ForcedLogouts")
+
+    def on_first_trade(self, symbol: str, exchange: str, ts: dt.datetime) -> None:
+        gap = self.open.pop(symbol, None)
+        if gap is not None:
+            gap.end = ts
+            self._backfills.put_nowait(gap)
+
+    def forget(self, symbol: str) -> None:
+        self.open.pop(symbol, None)
+
+    # -- spool-full drops --------------------------------------------------------------
+    async def on_dropped(self, batch, cause: str) -> None:
+        """Record rows the spool could not take, per symbol, durably on disk first."""
+        per_symbol: dict[str, list] = {}
+        for row in batch.rows:
+            ts, symbol, exchange = row[0], row[1], row[2]
+            acc = per_symbol.setdefault(symbol, [exchange, ts, ts, 0])
+            acc[1], acc[2], acc[3] = min(acc[1], ts), max(acc[2], ts), acc[3] + 1
+        records = [{"symbol": s, "exchange": a[0], "start": a[1].isoformat(), "end": a[2].isoformat(),
+                    "cause": f"{cause}:{batch.table}", "dropped_rows": a[3]} for s, a in per_symbol.items()]
+        await asyncio.to_thread(self._append_pending, records)
+        self.metrics.count("RowsDropped", len(batch.rows))
+        log.error("spool full: rows dropped and recorded as gaps",
+                  extra={"fields": {"table": batch.table, "rows": len(batch.rows)}})
+
+    def _append_pending(self, records: list[dict]) -> None:
+        self._pending_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._pending_file, "a") as fh:
+            for r in records:
+                fh.write(json.dumps(r) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    async def flush_pending(self) -> None:
+        """Move gap records kept on disk (database down when they happened) into PostgreSQL."""
+        if not self._pending_file.exists():
+            return
+        lines = self._pending_file.read_text().splitlines()
+        for i, line in enumerate(lines):
+            r = json.loads(line)
+            try:
+                await self.control.open_gap(r["symbol"], r["exchange"], dt.datetime.fromisoformat(r["start"]),
+                                            dt.datetime.fromisoformat(r["end"]), r["cause"], r["dropped_rows"])
+            except Exception:
+                rest = "\n".join(lines[i:]) + "\n"
+                self._pending_file.write_text(rest)
+                raise
+        self._pending_file.unlink()
+
+    # -- tasks -------------------------------------------------------------------------
+    async def run_backfill(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                gap = await asyncio.wait_for(self._backfills.get(), timeout=1.0)
+            except asyncio.TimeoutError:
+                continue
+            await self._backfill(gap, stop)
+
+    async def _backfill(self, gap: OpenGap, stop: asyncio.Event) -> None:
+        rows: list[tuple] = []
+        backfilled = False
+        for attempt in range(5):
+            if stop.is_set():
+                break
+            try:
+                ticks = await self.session.historical_trades(
+                    gap.symbol, gap.exchange, gap.start, gap.end + dt.timedelta(seconds=1))
+                received = dt.datetime.now(UTC)
+                rows = [r for r in trades_from_history(ticks or [], gap.symbol, gap.exchange, received)
+                        if gap.start < r[0] < gap.end]
+                backfilled = True
+                break
+            except Exception as exc:  # history plant reconnecting, timeouts: try again shortly
+                log.warning("backfill attempt failed", extra={"fields": {
+                    "symbol": gap.symbol, "attempt": attempt + 1, "error": f"{type(exc).__name__}: {exc}"[:200]}})
+                await asyncio.sleep(min(2 ** attempt, 10))
+        if rows:
+            self.writer.add_many(TICK, rows)
+        self.metrics.count("BackfilledTrades", len(rows))
+        log.info("gap closed", extra={"fields": {"symbol": gap.symbol, "cause": gap.cause, "start": gap.start.isoformat(),
+                                                 "end": gap.end.isoformat(), "backfilled_rows": len(rows)}})
+        record = {"symbol": gap.symbol, "exchange": gap.exchange, "start": gap.start.isoformat(),
+                  "end": gap.end.isoformat(), "cause": gap.cause, "dropped_rows": 0}
+        try:
+            gap_id = await self.control.open_gap(gap.symbol, gap.exchange, gap.start, gap.end, gap.cause)
+            await self.control.close_gap(gap_id, gap.end, backfilled, len(rows))
+        except Exception:
+            # Database away: keep the record on disk; flush_pending writes it later.
+            await asyncio.to_thread(self._append_pending, [record])
+
+    async def run_watchdog(self, stop: asyncio.Event) -> None:
+        """Detect a stalled stream within twice the heartbeat interval (the library only
+        notices a dead socket after its ~110 s ping timeout) and force a reconnect."""
+        while not stop.is_set():
+            await asyncio.sleep(0.5)
+            if not self._active() or not self.session.connected:
+                continue
+            limit = self.stall_timeout_s or 2 * heartbeat_interval(self.session.ticker)
+            silent = time.monotonic() - self.ingest.last_market_data_monotonic
+            if silent > limit:
+                log.warning("market data stalled; reconnecting", extra={"fields": {"silent_s": round(silent, 1)}})
+                self._cause_hint = "stall"
+                self.ingest.last_market_data_monotonic = time.monotonic()
+                abort_connection(self.session.ticker)

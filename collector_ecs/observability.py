@@ -1,0 +1,69 @@
+"""JSON logs (one line per event, fields beside the message) and CloudWatch
+embedded-metric-format lines, which CloudWatch Logs turns into metrics without an API call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections import defaultdict
+
+NAMESPACE = "RithmicDataCollector"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+               "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        fields = getattr(record, "fields", None)
+        if fields:
+            out.update(fields)
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(out, default=str)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    handler.formatter.converter = time.gmtime
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # async_rithmic logs every request at DEBUG with MessageToDict; keep it at INFO+.
+    logging.getLogger("rithmic").setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
+class Metrics:
+    """Counters and gauges flushed as one EMF line per interval."""
+
+    def __init__(self, emit=print):
+        self._counts: dict[str, float] = defaultdict(float)
+        self._rows: dict[str, float] = defaultdict(float)
+        self._gauges: dict[str, float] = {}
+        self._emit = emit
+
+    def count(self, name: str, value: float = 1) -> None:
+        self._counts[name] += value
+
+    def rows(self, table: str, value: int) -> None:
+        self._rows[table] += value
+
+    def gauge(self, name: str, value: float) -> None:
+        self._gauges[name] = value
+
+    def flush(self, collector_id: str) -> None:
+        now = int(time.time() * 1000)
+        names = list(self._counts) + list(self._gauges)
+        doc = {"_aws": {"Timestamp": now, "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE, "Dimensions": [["Collector"]],
+            "Metrics": [{"Name": n, "Unit": "Count" if n in self._counts else "None"} for n in names]}]},
+            "Collector": collector_id, **self._counts, **self._gauges}
+        self._emit(json.dumps(doc))
+        for table, n in self._rows.items():
+            self._emit(json.dumps({"_aws": {"Timestamp": now, "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE, "Dimensions": [["Table"]],
+                "Metrics": [{"Name": "RowsWritten", "Unit": "Count"}]}]}, "Table": table, "RowsWritten": n}))
+        self._counts.clear()
+        self._rows.clear()

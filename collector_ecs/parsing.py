@@ -1,0 +1,143 @@
+"""Pure decoding of Rithmic market-data frames into database rows (bytes in, tuples out).
+
+This is the collector's hot path: it replaces async_rithmic's callbacks, which turn each
+message into a dict with MessageToDict. No I/O here; the unit tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from async_rithmic import protocol_buffers as pb
+
+TICK_COLUMNS = ("timestamp", "symbol", "exchange", "price", "size", "aggressor",
+                "cumulative_volume", "received_at", "backfilled")
+QUOTE_COLUMNS = ("timestamp", "symbol", "exchange", "bid_price", "bid_size", "bid_orders",
+                 "ask_price", "ask_size", "ask_orders", "received_at")
+LEVEL2_COLUMNS = ("timestamp", "symbol", "exchange", "update_type", "bid_price", "bid_size",
+                  "bid_orders", "ask_price", "ask_size", "ask_orders", "received_at")
+
+TICK, QUOTE, LEVEL2 = "tick_data", "quote_data", "level2_data"
+COLUMNS = {TICK: TICK_COLUMNS, QUOTE: QUOTE_COLUMNS, LEVEL2: LEVEL2_COLUMNS}
+
+T_LAST_TRADE, T_BBO, T_ORDER_BOOK = 150, 151, 156
+T_MARKET_DATA_RESPONSE = 101
+MARKET_DATA_TEMPLATES = frozenset((T_LAST_TRADE, T_BBO, T_ORDER_BOOK))
+
+_Base = pb.base_pb2.Base
+_LastTrade = pb.last_trade_pb2.LastTrade
+_BBO = pb.best_bid_offer_pb2.BestBidOffer
+_OrderBook = pb.order_book_pb2.OrderBook
+
+_AGGRESSOR = (None, "BUY", "SELL")
+_UPDATE_TYPE = {v.number: v.name for v in _OrderBook.DESCRIPTOR.enum_types_by_name["UpdateType"].values}
+_LT_TRADE_BIT, _LT_VOLUME_BIT = _LastTrade.PresenceBits.LAST_TRADE, _LastTrade.PresenceBits.VOLUME
+_BBO_BID, _BBO_ASK = _BBO.PresenceBits.BID, _BBO.PresenceBits.ASK
+
+UTC = dt.UTC
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_fromtimestamp = dt.datetime.fromtimestamp
+
+
+class FrameError(ValueError):
+    """A frame that is not a well-formed Rithmic message."""
+
+
+def exchange_time(ssboe: int, usecs: int) -> dt.datetime:
+    """The exchange's event time: seconds since the Unix epoch plus microseconds, in UTC."""
+    return _fromtimestamp(ssboe, UTC).replace(microsecond=usecs)
+
+
+def template_id(frame: bytes) -> int:
+    """The template id of a length-prefixed frame; FrameError when the frame is malformed."""
+    if len(frame) < 4 or int.from_bytes(frame[:4], "big") != len(frame) - 4:
+        raise FrameError(f"frame of {len(frame)} bytes does not match its length prefix")
+    try:
+        return _Base.FromString(frame[4:]).template_id
+    except Exception as exc:  # protobuf raises DecodeError; any parse failure is the frame's fault
+        raise FrameError(f"undecodable frame: {exc}") from None
+
+
+def decode_trade(payload: bytes, received_at: dt.datetime) -> tuple | None:
+    """A tick_data row, or None for a LastTrade that reports no new trade (a snapshot, or volume only)."""
+    m = _LastTrade.FromString(payload)
+    bits = m.presence_bits
+    if m.is_snapshot or not (bits & _LT_TRADE_BIT):
+        return None
+    return (
+        _fromtimestamp(m.ssboe, UTC).replace(microsecond=m.usecs), m.symbol, m.exchange,
+        m.trade_price, m.trade_size, _AGGRESSOR[m.aggressor] if m.aggressor < 3 else None,
+        m.volume if bits & _LT_VOLUME_BIT else None, received_at, False,
+    )
+
+
+class QuoteBook:
+    """Last known best bid and offer per symbol.
+
+    Rithmic sends only the side that changed (presence bits); each stored quote row is
+    the full BBO at that instant, so a reader never has to carry state forward.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[str, list] = {}
+
+    def decode(self, payload: bytes, received_at: dt.datetime) -> tuple:
+        m = _BBO.FromString(payload)
+        side = self._last.get(m.symbol)
+        if side is None:
+            side = self._last[m.symbol] = [None, None, None, None, None, None]
+        bits = m.presence_bits
+        clear = m.clear_bits
+        if bits & _BBO_BID:
+            side[0], side[1], side[2] = m.bid_price, m.bid_size, m.bid_orders
+        elif clear & _BBO_BID:
+            side[0] = side[1] = side[2] = None
+        if bits & _BBO_ASK:
+            side[3], side[4], side[5] = m.ask_price, m.ask_size, m.ask_orders
+        elif clear & _BBO_ASK:
+            side[3] = side[4] = side[5] = None
+        return (_fromtimestamp(m.ssboe, UTC).replace(microsecond=m.usecs), m.symbol, m.exchange,
+                *side, received_at)
+
+    def forget(self, symbol: str) -> None:
+        self._last.pop(symbol, None)
+
+
+def decode_book(payload: bytes, received_at: dt.datetime) -> tuple:
+    m = _OrderBook.FromString(payload)
+    return (
+        _fromtimestamp(m.ssboe, UTC).replace(microsecond=m.usecs), m.symbol, m.exchange,
+        _UPDATE_TYPE.get(m.update_type, "UPDATETYPE_UNSPECIFIED"),
+        list(m.bid_price), list(m.bid_size), list(m.bid_orders),
+        list(m.ask_price), list(m.ask_size), list(m.ask_orders), received_at,
+    )
+
+
+def decode_market_data_response(payload: bytes) -> tuple[list[str], list[str]]:
+    """(user_msg, rp_code) of a ResponseMarketDataUpdate: how a subscription request ended."""
+    m = pb.response_market_data_update_pb2.ResponseMarketDataUpdate.FromString(payload)
+    return list(m.user_msg), list(m.rp_code)
+
+
+def trades_from_history(ticks, symbol: str, exchange: str, received_at: dt.datetime) -> list[tuple]:
+    """tick_data rows (marked backfilled) from async_rithmic's historical tick dicts.
+
+    A one-trade tick bar carries the trade's size as `volume`; the side it traded on is
+    whichever of bid_volume/ask_volume is set (a sell aggressor hits the bid).
+    """
+    rows = []
+    for t in ticks:
+        ssboe = t["data_bar_ssboe"][0]
+        usecs = t["data_bar_usecs"][0] if t.get("data_bar_usecs") else 0
+        size = int(t.get("volume", 0))
+        if int(t.get("ask_volume", 0)) > 0:
+            aggressor = "BUY"
+        elif int(t.get("bid_volume", 0)) > 0:
+            aggressor = "SELL"
+        else:
+            aggressor = None
+        rows.append((exchange_time(int(ssboe), int(usecs)), symbol, exchange, float(t["close_price"]),
+                     size, aggressor, None, received_at, True))
+    return rows

@@ -1,0 +1,162 @@
+"""Everything the collector needs from async_rithmic beyond its public API, in one place.
+
+async_rithmic decodes every market-data message into a dict (MessageToDict, twice for
+trades and quotes, plus once more in a debug f-string) before calling back, ignores the
+answer to a subscription request, and hands websockets an SSL context even for ws://.
+We replace the ticker plant's receive loop with one that hands raw frames to our own
+decoder and pass everything else on unchanged. `check_compatibility()` fails loudly when
+a new async_rithmic release moves what this relies on; tests call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ssl
+from collections.abc import Callable
+
+from async_rithmic import RithmicClient
+from async_rithmic import protocol_buffers as pb
+from async_rithmic.enums import SysInfraType
+from async_rithmic.objects import ReconnectionSettings, RetrySettings
+from async_rithmic.plants.base import BasePlant
+from async_rithmic.plants.ticker import TickerPlant
+from websockets.exceptions import ConnectionClosed
+
+TICKER_AND_HISTORY = [SysInfraType.TICKER_PLANT, SysInfraType.HISTORY_PLANT]
+ALL_UPDATE_BITS = 1 | 2 | 4  # LAST_TRADE | BBO | ORDER_BOOK
+_SUBSCRIBE = pb.request_market_data_update_pb2.RequestMarketDataUpdate.Request.SUBSCRIBE
+_UNSUBSCRIBE = pb.request_market_data_update_pb2.RequestMarketDataUpdate.Request.UNSUBSCRIBE
+
+
+class IncompatibleLibrary(RuntimeError):
+    """The installed async_rithmic no longer has what the collector relies on."""
+
+
+def check_compatibility() -> None:
+    """Raise IncompatibleLibrary naming each internal that moved."""
+    problems = []
+    for name in ("_recv_loop", "_start_io_tasks", "_send_request", "_process_response", "_connect"):
+        if not callable(getattr(BasePlant, name, None)):
+            problems.append(f"BasePlant.{name} is gone")
+    src = "".join(inspect.getsource(cls) for cls in BasePlant.__mro__ if cls.__module__.startswith("async_rithmic"))
+    for needle in ("self._recv_loop()", "_disconnect_event", "_inbound_queue", "_subscriptions",
+                   "heartbeat_interval", "ssl=self.ssl_context"):
+        if needle not in src:
+            problems.append(f"async_rithmic no longer uses {needle}")
+    ticker_src = inspect.getsource(TickerPlant._login)
+    if '_subscriptions["market_data"]' not in ticker_src:
+        problems.append("TickerPlant._login no longer resubscribes from _subscriptions['market_data']")
+    init_src = inspect.getsource(RithmicClient.__init__)
+    for needle in ("self.ssl_context", "reconnection_settings", "retry_settings", "self.plants"):
+        if needle not in init_src:
+            problems.append(f"RithmicClient.__init__ no longer sets {needle}")
+    if problems:
+        raise IncompatibleLibrary("; ".join(problems))
+
+
+def ssl_context_for(url: str, ca_file: str | None, library_context: ssl.SSLContext) -> ssl.SSLContext | None:
+    """None for ws:// (websockets refuses a context there); for wss:// Rithmic's own CA, plus ours."""
+    if url.startswith("ws://"):
+        return None
+    if ca_file:
+        library_context.load_verify_locations(ca_file)
+    return library_context
+
+
+def make_client(*, user: str, password: str, system_name: str, app_name: str, app_version: str,
+                url: str, ca_file: str | None, max_reconnect_delay: float,
+                request_timeout: float = 15.0) -> RithmicClient:
+    client = RithmicClient(
+        user=user, password=password, system_name=system_name, app_name=app_name,
+        app_version=app_version, url=url,
+        # max_delay must be finite: the library's default of None makes min() raise inside
+        # its reconnect loop, which then never reconnects.
+        reconnection_settings=ReconnectionSettings(
+            max_retries=None, backoff_type="exponential", interval=2, max_delay=max_reconnect_delay,
+            jitter_range=(0.0, 0.5)),
+        retry_settings=RetrySettings(max_retries=2, timeout=request_timeout, jitter_range=(0.1, 0.3)),
+    )
+    client.ssl_context = ssl_context_for(url, ca_file, client.ssl_context)
+    return client
+
+
+class FrameSink:
+    """What the fast receive loop hands frames to (implemented by the collector's ingest)."""
+
+    full: bool
+
+    def handle(self, frame: bytes) -> bool:  # True: consumed; False: pass to async_rithmic
+        raise NotImplementedError
+
+    async def wait_for_space(self) -> None:
+        raise NotImplementedError
+
+    def on_connection_lost(self, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+
+def install_fast_path(plant: BasePlant, sink: FrameSink) -> None:
+    """Replace the plant's receive loop: market data goes to `sink`, the rest to the library."""
+
+    async def fast_recv_loop() -> None:
+        ws = plant.ws
+        queue = plant._inbound_queue
+        handle = sink.handle
+        try:
+            while True:
+                frame = await ws.recv()
+                if not handle(frame):
+                    queue.put_nowait(frame)
+                if sink.full:
+                    # Backpressure: stop reading the socket until the writer has room, so
+                    # memory stays bounded whatever the input rate.
+                    await sink.wait_for_space()
+        except ConnectionClosed as exc:
+            plant.logger.warning("WebSocket connection closed; signalling reconnect")
+            sink.on_connection_lost(exc)
+            plant._disconnect_event.set()
+        except asyncio.CancelledError:
+            return
+
+    plant._recv_loop = fast_recv_loop
+
+
+async def send_market_data_request(plant: BasePlant, symbol: str, exchange: str, subscribe: bool,
+                                   user_msg: str) -> None:
+    """Subscribe/unsubscribe trades, BBO and book with a user_msg, so the answer can be matched
+    (async_rithmic's own call sends none), and keep the library's resubscribe list in step."""
+    sub = (symbol, exchange, ALL_UPDATE_BITS)
+    if subscribe:
+        plant._subscriptions["market_data"].add(sub)
+    else:
+        plant._subscriptions["market_data"].discard(sub)
+    await plant._send_request(
+        template_id=100, user_msg=[user_msg], symbol=symbol, exchange=exchange,
+        request=_SUBSCRIBE if subscribe else _UNSUBSCRIBE, update_bits=ALL_UPDATE_BITS,
+    )
+
+
+def forget_subscription(plant: BasePlant, symbol: str, exchange: str) -> None:
+    plant._subscriptions["market_data"].discard((symbol, exchange, ALL_UPDATE_BITS))
+
+
+def heartbeat_interval(plant: BasePlant) -> float:
+    return float(plant.heartbeat_interval or 30)
+
+
+def abort_connection(plant: BasePlant) -> None:
+    """Drop a stalled socket at once; the library's reconnect loop takes it from there."""
+    ws = plant.ws
+    if ws is not None and ws.transport is not None:
+        ws.transport.abort()
+
+
+def on_login(client: RithmicClient, plant_type: str, callback: Callable[[], None]) -> None:
+    """Call `callback` each time `plant_type` has (re)logged in."""
+    async def _cb(kind):
+        if kind == plant_type:
+            res = callback()
+            if inspect.isawaitable(res):
+                await res
+    client.on_connected += _cb

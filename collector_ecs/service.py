@@ -1,0 +1,169 @@
+"""The collector process: one supervisor that starts the named tasks and one shutdown
+path that drains them (SIGTERM/SIGINT -> stop reading, flush, log out, exit 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from .config import Settings
+from .control import ControlStore
+from .gaps import GapManager
+from .ingest import Ingest
+from .observability import Metrics
+from .parsing import COLUMNS
+from .session import RithmicSession
+from .spool import Spool
+from .subscriptions import SubscriptionManager
+from .writer import BatchWriter
+
+log = logging.getLogger("collector")
+
+
+class Collector:
+    def __init__(self, settings: Settings, metrics_emit=print):
+        self.settings = settings
+        self.metrics = Metrics(metrics_emit)
+        self.stop_event: asyncio.Event | None = None
+        self.writer: BatchWriter | None = None
+        self.ingest: Ingest | None = None
+        self.session: RithmicSession | None = None
+        self.subs: SubscriptionManager | None = None
+        self.gaps: GapManager | None = None
+        self.control: ControlStore | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        self.stop_event = asyncio.Event()
+        self.control = ControlStore(s.database_url.value, timeout=s.db_timeout_s)
+        spool = Spool(Path(s.spool_dir), s.spool_max_bytes)
+        self.writer = BatchWriter(
+            s.database_url.value, batch_size=s.batch_size, flush_interval_s=s.flush_interval_ms / 1000,
+            max_pending_rows=s.max_pending_rows, db_timeout_s=s.db_timeout_s, spool=spool,
+            on_dropped=self._on_dropped, logger=log)
+        await self.writer.start()
+        with contextlib.suppress(Exception):
+            await self.control.maintain()
+        self.ingest = Ingest(self.writer)
+        self.session = RithmicSession(s, self.ingest)
+        self.subs = SubscriptionManager(self.session, self.control, _redis_url(s), consumer=s.collector_id)
+        self.gaps = GapManager(self.session, self.ingest, self.writer, self.control, lambda: self.subs.active,
+                               s.spool_dir, s.stall_timeout_s, self.metrics)
+        self.subs.gaps = self.gaps
+        self.ingest._on_disconnect = self.gaps.on_disconnect
+        self.ingest._on_forced_logout = self.gaps.on_forced_logout
+        self.ingest._on_first_trade = self.gaps.on_first_trade
+        await self.session.start()
+        await self._event("connected", None)
+        await self.subs.seed(s.symbols)
+        stop = self.stop_event
+        self._tasks = [
+            asyncio.create_task(self.subs.run(stop), name="subscriptions"),
+            asyncio.create_task(self.gaps.run_backfill(stop), name="backfill"),
+            asyncio.create_task(self.gaps.run_watchdog(stop), name="watchdog"),
+            asyncio.create_task(self._heartbeat(stop), name="heartbeat"),
+            asyncio.create_task(self._maintenance(stop), name="maintenance"),
+        ]
+
+    async def _on_dropped(self, batch, cause):
+        await self.gaps.on_dropped(batch, cause)
+
+    async def _event(self, event: str, detail: str | None) -> None:
+        with contextlib.suppress(Exception):
+            await self.control.session_event(self.settings.collector_id, event, "ticker", detail)
+
+    async def stop(self) -> None:
+        """Stop reading, flush everything received, close the session."""
+        self.stop_event.set()
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.session.stop(timeout=2.0), timeout=3.0)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.writer is not None:
+            await self.writer.close()
+        await self._event("disconnected", "shutdown")
+        self._write_health(connected=False)
+        await self.control.close()
+        log.info("collector stopped", extra={"fields": {"rows_written": self.writer.rows_written,
+                                                         "spooled_bytes": self.writer.spool.bytes}})
+
+    def _write_health(self, connected: bool, rate: float = 0.0) -> None:
+        ing = self.ingest
+        doc = {"updated_at": time.time(), "connected": connected,
+               "last_message_at": ing.last_message_at.isoformat() if ing and ing.last_message_at else None,
+               "messages_per_s": rate, "queue_depth": self.writer.pending_rows if self.writer else 0,
+               "spool_bytes": self.writer.spool.bytes if self.writer else 0}
+        tmp = self.settings.heartbeat_file + ".tmp"
+        with contextlib.suppress(OSError):
+            with open(tmp, "w") as fh:
+                json.dump(doc, fh)
+            os.replace(tmp, self.settings.heartbeat_file)
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        last_n, last_t = self.ingest.messages, time.monotonic()
+        last_rows = dict(self.writer.rows_written)
+        last_metrics = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(2.0)
+            now = time.monotonic()
+            rate = (self.ingest.messages - last_n) / (now - last_t)
+            last_n, last_t = self.ingest.messages, now
+            connected = self.session.connected
+            self._write_health(connected, rate)
+            self.metrics.gauge("QueueDepth", self.writer.pending_rows)
+            self.metrics.gauge("SpoolBytes", self.writer.spool.bytes)
+            self.metrics.gauge("MessagesPerSecond", round(rate, 1))
+            try:
+                await self.control.heartbeat(self.settings.collector_id, connected, self.ingest.last_message_at,
+                                             rate, self.writer.pending_rows, self.writer.spool.bytes)
+                await self.gaps.flush_pending()
+            except Exception:
+                pass  # the database is away; the writer's spool and the health file carry on
+            if now - last_metrics >= self.settings.metrics_interval_s:
+                for table in COLUMNS:
+                    self.metrics.rows(table, self.writer.rows_written[table] - last_rows[table])
+                last_rows = dict(self.writer.rows_written)
+                self.metrics.count("MessagesReceived", 0)
+                self.metrics.flush(self.settings.collector_id)
+                last_metrics = now
+
+    async def _maintenance(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=3600)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(Exception):
+                    await self.control.maintain()
+
+
+def _redis_url(s: Settings) -> str:
+    return s.redis_url.value
+
+
+async def run(settings: Settings) -> int:
+    collector = Collector(settings)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    log.info("collector starting", extra={"fields": settings.public_summary()})
+    try:
+        await collector.start()
+    except BaseException:
+        if collector.writer is not None:
+            await collector.writer.close()
+        raise
+    log.info("collector running", extra={"fields": {"subscribed": sorted(collector.subs.active)}})
+    await stopping.wait()
+    log.info("shutdown requested; draining")
+    await collector.stop()
+    return 0

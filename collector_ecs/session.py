@@ -1,0 +1,91 @@
+"""The Rithmic session: ticker and history plants only (each plant counts against the
+account's session limit), our fast path on the ticker plant, and subscription requests
+whose answers are awaited rather than ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from async_rithmic.exceptions import RithmicErrorResponse
+
+from .config import Settings, SymbolSpec
+from .rithmic_internals import (
+    TICKER_AND_HISTORY,
+    forget_subscription,
+    install_fast_path,
+    make_client,
+    send_market_data_request,
+)
+
+log = logging.getLogger("collector.session")
+
+
+class SubscriptionRefused(Exception):
+    """The gateway answered a subscription request with an error."""
+
+
+class RithmicSession:
+    def __init__(self, settings: Settings, ingest):
+        self.settings = settings
+        self.ingest = ingest
+        self.client = None
+        self._tags = itertools.count(1)
+
+    @property
+    def ticker(self):
+        return self.client.plants["ticker"]
+
+    @property
+    def history(self):
+        return self.client.plants["history"]
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.ticker.is_connected
+
+    async def start(self) -> None:
+        s = self.settings
+        self.client = make_client(
+            user=s.rithmic_user, password=s.rithmic_password.value, system_name=s.rithmic_system_name,
+            app_name=s.rithmic_app_name, app_version=s.rithmic_app_version, url=s.rithmic_url,
+            ca_file=s.rithmic_ca_file, max_reconnect_delay=s.max_reconnect_delay_s,
+        )
+        install_fast_path(self.ticker, self.ingest)
+        await asyncio.wait_for(self.client.connect(plants=TICKER_AND_HISTORY), timeout=s.connect_timeout_s)
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        if self.client is not None:
+            await self.client.disconnect(timeout=timeout)
+
+    async def resolve(self, spec: SymbolSpec) -> str:
+        """The contract to subscribe: the spec's own, or the product's front month."""
+        if not spec.is_product:
+            return spec.symbol
+        return await self.client.get_front_month_contract(spec.symbol, spec.exchange)
+
+    async def _request(self, symbol: str, exchange: str, subscribe: bool, timeout: float) -> None:
+        tag = f"rdc-{'sub' if subscribe else 'unsub'}-{next(self._tags)}"
+        answer = self.ingest.expect_answer(tag)
+        try:
+            await send_market_data_request(self.ticker, symbol, exchange, subscribe, tag)
+            rp_code = await asyncio.wait_for(answer, timeout)
+        finally:
+            self.ingest.pending_answers.pop(tag, None)
+        if rp_code and rp_code[0] != "0":
+            if subscribe:  # don't let the library resubscribe it after a reconnect
+                forget_subscription(self.ticker, symbol, exchange)
+            raise SubscriptionRefused(" ".join(rp_code[1:]) or f"rp_code {rp_code[0]}")
+
+    async def subscribe(self, symbol: str, exchange: str, timeout: float = 10.0) -> None:
+        await self._request(symbol, exchange, True, timeout)
+
+    async def unsubscribe(self, symbol: str, exchange: str, timeout: float = 10.0) -> None:
+        await self._request(symbol, exchange, False, timeout)
+
+    async def historical_trades(self, symbol: str, exchange: str, start, end) -> list[dict]:
+        return await self.client.get_historical_tick_data(symbol, exchange, start, end, wait=True, idle_timeout=10)
+
+
+__all__ = ["RithmicSession", "SubscriptionRefused", "RithmicErrorResponse"]

@@ -1,0 +1,239 @@
+"""Writes row batches into PostgreSQL with COPY, each batch exactly once.
+
+A batch carries a UUID that is committed in the same transaction as its rows, so a
+batch retried after an ambiguous failure (the commit went through, the answer did not)
+is recognised and skipped instead of written twice. The same transaction maintains
+`ingest_counters`, which is what lets /api/stats answer in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from .parsing import COLUMNS
+
+_CLAIM_BATCH = (
+    "INSERT INTO ingest_batches (batch_id, table_name, row_count) VALUES ($1, $2, $3) "
+    "ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id"
+)
+# One statement for every symbol of the batch: arrays in, one upsert per (table, symbol).
+_BUMP_COUNTERS = (
+    "INSERT INTO ingest_counters AS c (table_name, symbol, exchange, row_count, first_ts, last_ts) "
+    "SELECT $1, s, e, n, f, l FROM unnest($2::text[], $3::text[], $4::bigint[], "
+    "$5::timestamptz[], $6::timestamptz[]) AS u(s, e, n, f, l) "
+    "ON CONFLICT (table_name, symbol) DO UPDATE SET "
+    "row_count = c.row_count + EXCLUDED.row_count, exchange = EXCLUDED.exchange, "
+    "first_ts = LEAST(c.first_ts, EXCLUDED.first_ts), last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts)"
+)
+
+
+@dataclass
+class Batch:
+    """Rows for one table, with the identity that makes writing them idempotent."""
+
+    table: str
+    rows: list[tuple]
+    batch_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+def counter_deltas(rows: Sequence[tuple]) -> tuple[list, list, list, list, list]:
+    """Per-symbol (symbol, exchange, count, first ts, last ts) of rows laid out as in parsing.COLUMNS."""
+    acc: dict[str, list] = {}
+    for row in rows:
+        ts, symbol = row[0], row[1]
+        a = acc.get(symbol)
+        if a is None:
+            acc[symbol] = [row[2], 1, ts, ts]
+        else:
+            a[1] += 1
+            if ts < a[2]:
+                a[2] = ts
+            elif ts > a[3]:
+                a[3] = ts
+    symbols = list(acc)
+    return (symbols, [acc[s][0] for s in symbols], [acc[s][1] for s in symbols],
+            [acc[s][2] for s in symbols], [acc[s][3] for s in symbols])
+
+
+async def write_batch(conn: asyncpg.Connection, table: str, rows: list[tuple],
+                      batch_id: uuid.UUID | None = None, timeout: float | None = None) -> bool:
+    """COPY `rows` into `table` in one transaction; False when this batch id was committed before."""
+    columns = COLUMNS[table]  # KeyError for an unknown table: a programming error
+    batch_id = batch_id or uuid.uuid4()
+    async with conn.transaction():
+        claimed = await conn.fetchval(_CLAIM_BATCH, batch_id, table, len(rows), timeout=timeout)
+        if claimed is None:
+            return False
+        await conn.copy_records_to_table(table, records=rows, columns=columns, timeout=timeout)
+        await conn.execute(_BUMP_COUNTERS, table, *counter_deltas(rows), timeout=timeout)
+    return True
+
+
+class BatchWriter:
+    """Owns the path from parsed rows to committed rows: per-table buffers, one writer
+    task, the spool when PostgreSQL fails, and bounded memory (callers wait when full).
+    """
+
+    def __init__(self, dsn: str, *, batch_size: int, flush_interval_s: float, max_pending_rows: int,
+                 db_timeout_s: float, spool, on_dropped=None, logger=None):
+        self._dsn = dsn
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.max_pending_rows = max_pending_rows
+        self.db_timeout_s = db_timeout_s
+        self.spool = spool
+        self._on_dropped = on_dropped  # async callback(batch, cause) when the spool is full
+        self._log = logger
+        self._buffers: dict[str, list] = {t: [] for t in COLUMNS}
+        self.pending_rows = 0
+        self.rows_written: dict[str, int] = dict.fromkeys(COLUMNS, 0)
+        self.rows_dropped = 0
+        self.batches_skipped = 0
+        self.last_batch_ms = 0.0
+        self._conn: asyncpg.Connection | None = None
+        self._kick: asyncio.Event | None = None
+        self._space: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._closing = False
+
+    # -- producer side (hot path, synchronous) ------------------------------------------
+    def add(self, table: str, row: tuple) -> None:
+        buf = self._buffers[table]
+        buf.append(row)
+        self.pending_rows += 1
+        if len(buf) >= self.batch_size:
+            self._kick.set()
+        if self.pending_rows >= self.max_pending_rows:
+            self._space.clear()
+
+    def add_many(self, table: str, rows: list[tuple]) -> None:
+        for row in rows:
+            self.add(table, row)
+
+    @property
+    def full(self) -> bool:
+        return self.pending_rows >= self.max_pending_rows
+
+    async def wait_for_space(self) -> None:
+        await self._space.wait()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        self._kick = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        self.spool.open()
+        try:
+            await self._connect()
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            # Start anyway: rows go to the spool until the database answers.
+            self._warn("database unavailable at start-up; spooling", error=str(exc))
+        self._task = asyncio.create_task(self._run(), name="batch-writer")
+
+    async def close(self) -> None:
+        """Flush every buffered row (to PostgreSQL, or the spool) and stop."""
+        self._closing = True
+        self._kick.set()
+        if self._task is not None:
+            await self._task
+        if self._conn is not None:
+            await self._close_conn()
+
+    # -- writer task --------------------------------------------------------------------
+    async def _connect(self) -> None:
+        self._conn = await asyncpg.connect(self._dsn, timeout=self.db_timeout_s,
+                                           command_timeout=self.db_timeout_s)
+
+    async def _close_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            await asyncio.wait_for(conn.close(), timeout=1.0)
+        except Exception:  # a hung or dead server: drop the socket without ceremony
+            conn.terminate()
+
+    def _cut_batches(self) -> list[Batch]:
+        batches = []
+        for table, buf in self._buffers.items():
+            while buf:
+                rows = buf[: self.batch_size]
+                del buf[: self.batch_size]
+                batches.append(Batch(table, rows))
+        return batches
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._kick.wait(), timeout=self.flush_interval_s)
+            except asyncio.TimeoutError:
+                pass
+            self._kick.clear()
+            closing = self._closing
+            for batch in self._cut_batches():
+                await self._deliver(batch)
+                self.pending_rows -= len(batch.rows)
+                if self.pending_rows < self.max_pending_rows:
+                    self._space.set()
+            if len(self.spool):
+                await self._replay_spool(deadline=2.0 if closing else None)
+            if closing and not any(self._buffers.values()):
+                return
+
+    async def _write(self, batch: Batch) -> bool:
+        if self._conn is None:
+            await self._connect()
+        t0 = time.perf_counter()
+        # wait_for bounds the whole transaction, COMMIT included: a hung server is
+        # detected, not waited on forever.
+        done = await asyncio.wait_for(write_batch(self._conn, batch.table, batch.rows, batch.batch_id),
+                                      timeout=self.db_timeout_s)
+        self.last_batch_ms = (time.perf_counter() - t0) * 1000
+        if done:
+            self.rows_written[batch.table] += len(batch.rows)
+        else:
+            self.batches_skipped += 1
+        return done
+
+    async def _deliver(self, batch: Batch) -> None:
+        if not len(self.spool):  # order: nothing may overtake rows already spooled
+            try:
+                await self._write(batch)
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                self._warn("batch write failed; spooling", table=batch.table, rows=len(batch.rows),
+                           error=f"{type(exc).__name__}: {exc}"[:300])
+                await self._close_conn()
+        stored = await asyncio.to_thread(self.spool.put, batch)
+        if not stored:
+            self.rows_dropped += len(batch.rows)
+            if self._on_dropped is not None:
+                await self._on_dropped(batch, "spool_full")
+
+    async def _replay_spool(self, deadline: float | None) -> None:
+        """Write spooled batches oldest first; stop at the first failure and retry later."""
+        started = time.monotonic()
+        while (item := await asyncio.to_thread(self.spool.peek)) is not None:
+            path, batch = item
+            try:
+                await self._write(batch)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+                await self._close_conn()
+                if not self._closing:
+                    await asyncio.sleep(min(1.0, self.flush_interval_s * 5))
+                return
+            self.spool.remove(path)
+            if deadline is not None and time.monotonic() - started > deadline:
+                return
+            if any(len(b) >= self.batch_size for b in self._buffers.values()):
+                return  # let live rows through between spooled batches
+
+    def _warn(self, msg: str, **fields) -> None:
+        if self._log is not None:
+            self._log.warning(msg, extra={"fields": fields})

@@ -1,0 +1,1 @@
+"""Deployment code for RithmicDataCollector; `infra.cdk` holds the AWS CDK app."""

@@ -1,0 +1,1 @@
+"""The AWS CDK app: `app.py` builds the stacks, `synth.py` synthesises them offline."""

@@ -1,0 +1,1 @@
+"""Constructs and stacks for RithmicDataCollector on AWS (network, data, collector, API, monitoring)."""

@@ -1,0 +1,107 @@
+"""Real services for the suite: a private PostgreSQL and Redis started once per run.
+
+`RDC_TEST_DATABASE_URL` / `RDC_TEST_REDIS_URL` point the suite at servers the user runs
+instead. Every test that asks for `database_url` gets its own migrated database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis
+
+from collector_ecs.migrate import apply_migrations
+from devstack.services import Postgres, Redis, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+class PgHandle:
+    """The suite's PostgreSQL: either ours (restartable for fault tests) or the user's."""
+
+    def __init__(self, server: Postgres | None, admin_url: str):
+        self.server = server
+        self.admin_url = admin_url
+
+    async def _admin(self, sql: str) -> None:
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def create_database(self, template: str | None = None) -> str:
+        name = "rdc_t_" + uuid.uuid4().hex[:12]
+        tmpl = f' TEMPLATE "{template}"' if template else ""
+        asyncio.run(self._admin(f'CREATE DATABASE "{name}"{tmpl}'))
+        return _with_db(self.admin_url, name)
+
+    def drop_database(self, url: str) -> None:
+        name = urlsplit(url).path.lstrip("/")
+        asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory) -> PgHandle:
+    if url := os.environ.get("RDC_TEST_DATABASE_URL"):
+        yield PgHandle(None, url)
+        return
+    base = tmp_path_factory.mktemp("pg")
+    os.chmod(base, 0o755)
+    server = Postgres(datadir=base / "data", port=free_port(), logfile=base / "postgres.log")
+    server.start()
+    try:
+        yield PgHandle(server, _with_db(server.url, "postgres"))
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg: PgHandle) -> str:
+    """A database with every migration applied, cloned for each test (CREATE DATABASE ... TEMPLATE)."""
+    url = pg.create_database()
+    asyncio.run(apply_migrations(url))
+    name = urlsplit(url).path.lstrip("/")
+    yield name
+    pg.drop_database(url)
+
+
+@pytest.fixture
+def database_url(pg: PgHandle, migrated_template: str) -> str:
+    url = pg.create_database(template=migrated_template)
+    yield url
+    pg.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    if url := os.environ.get("RDC_TEST_REDIS_URL"):
+        yield url
+        return
+    base = tmp_path_factory.mktemp("redis")
+    server = Redis(datadir=base, port=free_port(), logfile=base / "redis.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    url = redis_server if isinstance(redis_server, str) else redis_server.url
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
