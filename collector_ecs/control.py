@@ -29,6 +29,10 @@ _HEARTBEAT = (
     "messages_per_s = EXCLUDED.messages_per_s, queue_depth = EXCLUDED.queue_depth, "
     "spool_bytes = EXCLUDED.spool_bytes, updated_at = now()"
 )
+_LAST_TRADES = (
+    "SELECT s.symbol, s.exchange, c.last_ts FROM subscriptions s JOIN ingest_counters c "
+    "ON c.table_name = 'tick_data' AND c.symbol = s.symbol WHERE s.desired AND c.last_ts IS NOT NULL"
+)
 _PARTITIONS = "SELECT rdc_ensure_partitions((now() AT TIME ZONE 'UTC')::date, $1)"
 _PRUNE_BATCHES = "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(days => $1)"
 
@@ -87,6 +91,9 @@ class ControlStore:
     async def heartbeat(self, collector_id: str, connected: bool, last_message_at, rate: float,
                         queue_depth: int, spool_bytes: int) -> None:
         await self._execute(_HEARTBEAT, collector_id, connected, last_message_at, rate, queue_depth, spool_bytes)
+
+    async def last_trades(self) -> list[asyncpg.Record]:
+        return await self._fetch(_LAST_TRADES)
 
     async def maintain(self, days_ahead: int = 7, keep_batch_ids_days: int = 7) -> None:
         await self._fetchval(_PARTITIONS, days_ahead)

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .parsing import TICK, trades_from_history
-from .rithmic_internals import abort_connection, heartbeat_interval
+from .rithmic_internals import abort_connection, heartbeat_interval, set_reconnect_floor
+
+STORM_WINDOW_S = 60.0
+STORM_FREE_RECONNECTS = 3  # per window, before each further one waits longer
 
 log = logging.getLogger("collector.gaps")
 UTC = dt.UTC
@@ -38,7 +41,7 @@ class GapManager:
     """Owns the gap records, the backfill worker and the stall watchdog."""
 
     def __init__(self, session, ingest, writer, control, subscriptions_active, spool_dir: str,
-                 stall_timeout_s: float | None, metrics):
+                 stall_timeout_s: float | None, metrics, backfill_max_s: float = 3600.0):
         self.session = session
         self.ingest = ingest
         self.writer = writer
@@ -49,13 +52,16 @@ class GapManager:
         self._pending_file = Path(spool_dir) / "gaps.jsonl"
         self.stall_timeout_s = stall_timeout_s
         self.metrics = metrics
+        self.backfill_max_s = backfill_max_s
         self._cause_hint: str | None = None
+        self._reconnects: list[float] = []
 
     # -- events from the ingest path (synchronous) -----------------------------------
     def on_disconnect(self, cause: str) -> None:
         cause = self._cause_hint or cause
         self._cause_hint = None
         self.metrics.count("Reconnects")
+        self._bound_reconnect_rate()
         now = dt.datetime.now(UTC)
         opened = []
         for symbol, exchange in self._active().items():
@@ -67,6 +73,23 @@ class GapManager:
         self.ingest.mark_outage(opened)
         if opened:
             log.warning("market-data outage", extra={"fields": {"cause": cause, "symbols": opened}})
+
+    def _bound_reconnect_rate(self) -> None:
+        t = time.monotonic()
+        self._reconnects = [x for x in self._reconnects if t - x < STORM_WINDOW_S] + [t]
+        excess = len(self._reconnects) - STORM_FREE_RECONNECTS
+        floor = 0.0 if excess <= 0 else min(2.0 ** excess, 60.0)
+        if self.session.client is not None:
+            set_reconnect_floor(self.session.client, floor)
+        if floor:
+            log.warning("frequent reconnects; slowing down", extra={"fields": {
+                "reconnects_last_minute": len(self._reconnects), "next_delay_floor_s": floor}})
+
+    def open_restart_gaps(self, last: dict[str, tuple[str, dt.datetime]]) -> None:
+        for symbol, (exchange, last_ts) in last.items():
+            self.open[symbol] = OpenGap(symbol, exchange, last_ts, "restart")
+            self.ingest.last_trade_ts[symbol] = last_ts
+        self.ingest.mark_outage(list(last))
 
     def on_forced_logout(self) -> None:
         self._cause_hint = "forced_logout"
@@ -132,7 +155,8 @@ class GapManager:
     async def _backfill(self, gap: OpenGap, stop: asyncio.Event) -> None:
         rows: list[tuple] = []
         backfilled = False
-        for attempt in range(5):
+        too_long = (gap.end - gap.start).total_seconds() > self.backfill_max_s
+        for attempt in range(0 if too_long else 5):
             if stop.is_set():
                 break
             try:

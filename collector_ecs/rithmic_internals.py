@@ -55,6 +55,16 @@ def check_compatibility() -> None:
         raise IncompatibleLibrary("; ".join(problems))
 
 
+class StormGuardReconnection(ReconnectionSettings):
+    """The library's backoff, never shorter than `floor_s`, which the collector raises when
+    reconnects come too often (a ForcedLogout loop must not become a reconnect storm)."""
+
+    floor_s: float = 0.0
+
+    def get_delay(self, attempt: int) -> float:
+        return max(super().get_delay(attempt), self.floor_s)
+
+
 def ssl_context_for(url: str, ca_file: str | None, library_context: ssl.SSLContext) -> ssl.SSLContext | None:
     """None for ws:// (websockets refuses a context there); for wss:// Rithmic's own CA, plus ours."""
     if url.startswith("ws://"):
@@ -72,7 +82,7 @@ def make_client(*, user: str, password: str, system_name: str, app_name: str, ap
         app_version=app_version, url=url,
         # max_delay must be finite: the library's default of None makes min() raise inside
         # its reconnect loop, which then never reconnects.
-        reconnection_settings=ReconnectionSettings(
+        reconnection_settings=StormGuardReconnection(
             max_retries=None, backoff_type="exponential", interval=2, max_delay=max_reconnect_delay,
             jitter_range=(0.0, 0.5)),
         retry_settings=RetrySettings(max_retries=2, timeout=request_timeout, jitter_range=(0.1, 0.3)),
@@ -139,6 +149,12 @@ async def send_market_data_request(plant: BasePlant, symbol: str, exchange: str,
 
 def forget_subscription(plant: BasePlant, symbol: str, exchange: str) -> None:
     plant._subscriptions["market_data"].discard((symbol, exchange, ALL_UPDATE_BITS))
+
+
+def set_reconnect_floor(client: RithmicClient, seconds: float) -> None:
+    settings = client.reconnection_settings
+    if isinstance(settings, StormGuardReconnection):
+        settings.floor_s = seconds
 
 
 def heartbeat_interval(plant: BasePlant) -> float:

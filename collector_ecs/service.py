@@ -62,6 +62,7 @@ class Collector:
         self.ingest._on_first_trade = self.gaps.on_first_trade
         await self.session.start()
         await self._event("connected", None)
+        await self._open_restart_gaps()
         await self.subs.seed(s.symbols)
         stop = self.stop_event
         self._tasks = [
@@ -72,6 +73,20 @@ class Collector:
             asyncio.create_task(self._maintenance(stop), name="maintenance"),
         ]
 
+    async def _open_restart_gaps(self) -> None:
+        """Whatever the market did while we were not running (a deploy, a crash, SIGKILL)
+        is a gap from the last stored trade to the first trade after start-up."""
+        if len(self.writer.spool):
+            # Spooled rows are newer than what PostgreSQL holds; a gap from there would
+            # backfill trades the spool still has.
+            log.warning("spool not empty at start-up; no restart gaps opened")
+            return
+        try:
+            last = await self.control.last_trades()
+        except Exception:
+            return
+        self.gaps.open_restart_gaps({r["symbol"]: (r["exchange"], r["last_ts"]) for r in last})
+
     async def _on_dropped(self, batch, cause):
         await self.gaps.on_dropped(batch, cause)
 
@@ -80,8 +95,15 @@ class Collector:
             await self.control.session_event(self.settings.collector_id, event, "ticker", detail)
 
     async def stop(self) -> None:
-        """Stop reading, flush everything received, close the session."""
+        """Stop the stream at its source, flush everything received, close the session."""
         self.stop_event.set()
+        if self.session is not None and self.session.connected:
+            # Unsubscribing first makes the gateway stop sending; its answers arrive after
+            # every frame it sent before them, so nothing in flight is left unread.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(
+                    *(self.session.unsubscribe(sym, exch, timeout=2.0) for sym, exch in self.subs.active.items()),
+                    return_exceptions=True), timeout=3.0)
         if self.session is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.stop(timeout=2.0), timeout=3.0)

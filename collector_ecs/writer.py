@@ -9,6 +9,7 @@ is recognised and skipped instead of written twice. The same transaction maintai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -134,6 +135,7 @@ class BatchWriter:
         except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
             # Start anyway: rows go to the spool until the database answers.
             self._warn("database unavailable at start-up; spooling", error=str(exc))
+        await self.drain_spool()
         self._task = asyncio.create_task(self._run(), name="batch-writer")
 
     async def close(self) -> None:
@@ -144,6 +146,12 @@ class BatchWriter:
             await self._task
         if self._conn is not None:
             await self._close_conn()
+
+    async def drain_spool(self, timeout: float = 30.0) -> None:
+        """Before the writer task starts: write what a previous run left in the spool."""
+        if len(self.spool) and self._conn is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._replay_spool(deadline=None, yield_to_live=False), timeout)
 
     # -- writer task --------------------------------------------------------------------
     async def _connect(self) -> None:
@@ -216,7 +224,7 @@ class BatchWriter:
             if self._on_dropped is not None:
                 await self._on_dropped(batch, "spool_full")
 
-    async def _replay_spool(self, deadline: float | None) -> None:
+    async def _replay_spool(self, deadline: float | None, yield_to_live: bool = True) -> None:
         """Write spooled batches oldest first; stop at the first failure and retry later."""
         started = time.monotonic()
         while (item := await asyncio.to_thread(self.spool.peek)) is not None:
@@ -231,7 +239,7 @@ class BatchWriter:
             self.spool.remove(path)
             if deadline is not None and time.monotonic() - started > deadline:
                 return
-            if any(len(b) >= self.batch_size for b in self._buffers.values()):
+            if yield_to_live and any(len(b) >= self.batch_size for b in self._buffers.values()):
                 return  # let live rows through between spooled batches
 
     def _warn(self, msg: str, **fields) -> None:

@@ -1,0 +1,96 @@
+"""Shared by the collector's integration and fault tests: settings for a collector pointed
+at a test simulator, database counts, and the stored-equals-sent check."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+from collector_ecs.config import load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+TABLE_OF = {"last_trade": "tick_data", "bbo": "quote_data", "order_book": "level2_data"}
+
+
+def collector_env(sim, database_url: str, redis_url: str, tmp_path: Path, **extra) -> dict[str, str]:
+    env = {
+        "RITHMIC_URL": sim.url, "RITHMIC_USER": "demo", "RITHMIC_PASSWORD": "demo",
+        "RITHMIC_SYSTEM_NAME": "Rithmic Paper Trading", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+        "SYMBOLS": "ES,CL", "RDC_SPOOL_DIR": str(tmp_path / "spool"), "HEALTH_FILE": str(tmp_path / "health.json"),
+        "FLUSH_INTERVAL_MS": "50", "CONFIG_FILE": str(tmp_path / "none.json"), "COLLECTOR_ID": "test-collector",
+        "MAX_RECONNECT_DELAY_S": "1", "LOG_LEVEL": "INFO",
+    }
+    if getattr(sim, "cert_file", None) and sim.url.startswith("wss://"):
+        env["RITHMIC_CA_FILE"] = str(sim.cert_file)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def settings_for(env: dict[str, str]):
+    return load_settings(env)
+
+
+async def counts(database_url: str, live_only: bool = False) -> dict[str, dict[str, int]]:
+    """{symbol: {table: rows}} as stored."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        out: dict[str, dict[str, int]] = {}
+        for table in ("tick_data", "quote_data", "level2_data"):
+            where = " WHERE NOT backfilled" if live_only and table == "tick_data" else ""
+            for r in await conn.fetch(f"SELECT symbol, count(*) AS n FROM {table}{where} GROUP BY symbol"):  # noqa: S608 - fixed names
+                out.setdefault(r["symbol"], {})[table] = r["n"]
+        return out
+    finally:
+        await conn.close()
+
+
+def sent_by_table(stats: dict) -> dict[str, dict[str, int]]:
+    return {sym: {TABLE_OF[k]: v for k, v in per.items() if k in TABLE_OF} for sym, per in stats["sent"].items()}
+
+
+async def wait_until(predicate, timeout: float, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval)
+
+
+class CollectorProcess:
+    """`python -m collector_ecs` as a real child process (for signals)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RITHMIC_", "DB_"))}
+        full_env.update(self.env)
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector_ecs"], cwd=REPO, env=full_env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def signal(self, sig=signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.log.close()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
