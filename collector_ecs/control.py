@@ -35,6 +35,7 @@ _LAST_TRADES = (
 )
 _PARTITIONS = "SELECT rdc_ensure_partitions((now() AT TIME ZONE 'UTC')::date, $1)"
 _PRUNE_BATCHES = "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(days => $1)"
+_PRUNE_MINUTES = "DELETE FROM ingest_minute_counters WHERE minute < now() - make_interval(days => $1)"
 
 
 class ControlStore:
@@ -98,3 +99,4 @@ class ControlStore:
     async def maintain(self, days_ahead: int = 7, keep_batch_ids_days: int = 7) -> None:
         await self._fetchval(_PARTITIONS, days_ahead)
         await self._execute(_PRUNE_BATCHES, keep_batch_ids_days)
+        await self._execute(_PRUNE_MINUTES, 2)

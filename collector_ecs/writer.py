@@ -33,6 +33,12 @@ _BUMP_COUNTERS = (
     "first_ts = LEAST(c.first_ts, EXCLUDED.first_ts), last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts)"
 )
 
+_BUMP_MINUTES = (
+    "INSERT INTO ingest_minute_counters AS c (table_name, symbol, minute, row_count) "
+    "SELECT $1, s, m, n FROM unnest($2::text[], $3::timestamptz[], $4::bigint[]) AS u(s, m, n) "
+    "ON CONFLICT (table_name, minute, symbol) DO UPDATE SET row_count = c.row_count + EXCLUDED.row_count"
+)
+
 
 @dataclass
 class Batch:
@@ -62,6 +68,16 @@ def counter_deltas(rows: Sequence[tuple]) -> tuple[list, list, list, list, list]
             [acc[s][2] for s in symbols], [acc[s][3] for s in symbols])
 
 
+def minute_deltas(rows: Sequence[tuple]) -> tuple[list, list, list]:
+    """Per (symbol, minute) row counts, for the API's exact recent-activity figures."""
+    acc: dict[tuple, int] = {}
+    for row in rows:
+        key = (row[1], row[0].replace(second=0, microsecond=0))
+        acc[key] = acc.get(key, 0) + 1
+    keys = list(acc)
+    return [k[0] for k in keys], [k[1] for k in keys], [acc[k] for k in keys]
+
+
 async def write_batch(conn: asyncpg.Connection, table: str, rows: list[tuple],
                       batch_id: uuid.UUID | None = None, timeout: float | None = None) -> bool:
     """COPY `rows` into `table` in one transaction; False when this batch id was committed before."""
@@ -73,6 +89,7 @@ async def write_batch(conn: asyncpg.Connection, table: str, rows: list[tuple],
             return False
         await conn.copy_records_to_table(table, records=rows, columns=columns, timeout=timeout)
         await conn.execute(_BUMP_COUNTERS, table, *counter_deltas(rows), timeout=timeout)
+        await conn.execute(_BUMP_MINUTES, table, *minute_deltas(rows), timeout=timeout)
     return True
 
 

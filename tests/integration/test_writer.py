@@ -33,6 +33,8 @@ async def test_a_batch_committed_twice_is_stored_once(database_url):
         c = await conn.fetchrow("SELECT row_count, first_ts, last_ts FROM ingest_counters "
                                 "WHERE table_name='tick_data' AND symbol='ESZ6'")
         assert (c["row_count"], c["first_ts"], c["last_ts"]) == (500, rows[0][0], rows[-1][0])
+        assert await conn.fetchval("SELECT sum(row_count) FROM ingest_minute_counters "
+                                   "WHERE table_name='tick_data'") == 500
     finally:
         await conn.close()
 
