@@ -4,6 +4,7 @@ timeout and raises on failure so the caller decides what to retry."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import asyncpg
@@ -38,6 +39,18 @@ _PRUNE_BATCHES = "DELETE FROM ingest_batches WHERE committed_at < now() - make_i
 _PRUNE_MINUTES = "DELETE FROM ingest_minute_counters WHERE minute < now() - make_interval(days => $1)"
 
 
+async def bounded(coro, timeout: float):
+    """Await `coro` for at most `timeout` seconds, then give up on it without waiting for
+    its cancellation (which, on a hung server, would wait forever)."""
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        raise asyncio.TimeoutError(f"no answer within {timeout}s")
+    return task.result()
+
+
 class ControlStore:
     def __init__(self, dsn: str, timeout: float):
         self._dsn = dsn
@@ -53,22 +66,23 @@ class ControlStore:
     async def close(self) -> None:
         if self._pool is not None:
             try:
-                await self._pool.close()
-            except Exception:
+                await bounded(self._pool.close(), 2.0)
+            except Exception:  # hung or dead server
                 self._pool.terminate()
             self._pool = None
 
     async def _execute(self, sql: str, *args) -> str:
-        pool = await self._get_pool()
-        return await pool.execute(sql, *args, timeout=self.timeout)
+        return await bounded(self._run("execute", sql, *args), self.timeout + 1)
 
     async def _fetch(self, sql: str, *args):
-        pool = await self._get_pool()
-        return await pool.fetch(sql, *args, timeout=self.timeout)
+        return await bounded(self._run("fetch", sql, *args), self.timeout + 1)
 
     async def _fetchval(self, sql: str, *args):
+        return await bounded(self._run("fetchval", sql, *args), self.timeout + 1)
+
+    async def _run(self, method: str, sql: str, *args):
         pool = await self._get_pool()
-        return await pool.fetchval(sql, *args, timeout=self.timeout)
+        return await getattr(pool, method)(sql, *args, timeout=self.timeout)
 
     async def want(self, symbol: str, exchange: str) -> None:
         await self._execute(_UPSERT_DESIRED, symbol, exchange)

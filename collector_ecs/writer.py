@@ -180,8 +180,8 @@ class BatchWriter:
         if conn is None:
             return
         try:
-            await asyncio.wait_for(conn.close(), timeout=1.0)
-        except Exception:  # a hung or dead server: drop the socket without ceremony
+            await conn.close(timeout=1.0)  # asyncpg drops the socket itself when this expires
+        except Exception:  # a dead server: drop the socket without ceremony
             conn.terminate()
 
     def _cut_batches(self) -> list[Batch]:
@@ -215,10 +215,19 @@ class BatchWriter:
         if self._conn is None:
             await self._connect()
         t0 = time.perf_counter()
-        # wait_for bounds the whole transaction, COMMIT included: a hung server is
-        # detected, not waited on forever.
-        done = await asyncio.wait_for(write_batch(self._conn, batch.table, batch.rows, batch.batch_id),
-                                      timeout=self.db_timeout_s)
+        conn = self._conn
+        task = asyncio.ensure_future(write_batch(conn, batch.table, batch.rows, batch.batch_id))
+        finished, _ = await asyncio.wait({task}, timeout=self.db_timeout_s)
+        if not finished:
+            # A hung server. Cancelling would run the transaction's ROLLBACK on the same
+            # hung socket and wait forever; dropping the socket fails every pending call.
+            conn.terminate()
+            self._conn = None
+            await asyncio.wait({task}, timeout=1.0)
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the failure is the timeout we raise
+            raise asyncio.TimeoutError(f"no answer from PostgreSQL within {self.db_timeout_s}s")
+        done = task.result()
         self.last_batch_ms = (time.perf_counter() - t0) * 1000
         if done:
             self.rows_written[batch.table] += len(batch.rows)

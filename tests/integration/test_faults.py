@@ -5,10 +5,12 @@ exact accounting the case allows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import random
 import signal
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -124,20 +126,34 @@ async def _spool_empty(c):
     return len(c.writer.spool) == 0
 
 
+def _signal_server(server: Postgres, sig) -> None:
+    """Signal the postmaster and every backend (backends call setsid, so a process group won't do)."""
+    pids = [server.proc.pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.proc.pid:  # field 4 of /proc/pid/stat: the parent
+            pids.append(int(stat.parent.name))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
 async def test_postgres_hung_for_30s(sim, own_pg, redis_url, tmp_path):
     c = _new_collector(sim, own_pg.url, redis_url, tmp_path)
     await c.start()
-    pgid = os.getpgid(own_pg.proc.pid)
     try:
         await asyncio.sleep(2)
-        os.killpg(pgid, signal.SIGSTOP)  # accepts connections (kernel backlog), answers nothing
+        _signal_server(own_pg, signal.SIGSTOP)  # accepts connections (kernel backlog), answers nothing
         await asyncio.sleep(30)
         assert c.writer.spool.bytes > 0
-        os.killpg(pgid, signal.SIGCONT)
+        _signal_server(own_pg, signal.SIGCONT)
         await wait_until(lambda: _spool_empty(c), 40)
         await asyncio.sleep(1)
     finally:
-        os.killpg(pgid, signal.SIGCONT)
+        _signal_server(own_pg, signal.SIGCONT)
         await c.stop()
     await _assert_stored_equals_sent(sim, own_pg.url)
 
