@@ -1,0 +1,177 @@
+"""Every SQL statement the API runs, as constant text with $n parameters (never built from input).
+
+Raw-row queries page in (timestamp, id) keyset order on the (symbol, timestamp, id) indexes.
+An absent bound is passed as -infinity/infinity so one statement serves every combination.
+"""
+
+# -- health and status ------------------------------------------------------------------
+
+PING = "SELECT 1"
+
+LATEST_HEARTBEAT = """
+SELECT collector_id, connected, last_message_at, messages_per_s, queue_depth, spool_bytes, updated_at
+FROM collector_heartbeat
+ORDER BY updated_at DESC
+LIMIT 1
+"""
+
+# Totals from the writer-maintained counters: milliseconds at any table size.
+COUNTER_TOTALS = """
+SELECT table_name,
+       coalesce(sum(row_count), 0)::bigint AS total_records,
+       count(DISTINCT symbol) FILTER (WHERE row_count > 0) AS unique_symbols,
+       min(first_ts) AS earliest,
+       max(last_ts) AS latest
+FROM ingest_counters
+GROUP BY table_name
+"""
+
+# The planner's row estimate for the last hour (the statement is planned, never run).
+ESTIMATE_TICKS_SINCE = """EXPLAIN (FORMAT JSON) SELECT 1 FROM tick_data WHERE "timestamp" >= $1"""
+ESTIMATE_LEVEL2_SINCE = """EXPLAIN (FORMAT JSON) SELECT 1 FROM level2_data WHERE "timestamp" >= $1"""
+ESTIMATE_QUOTES_SINCE = """EXPLAIN (FORMAT JSON) SELECT 1 FROM quote_data WHERE "timestamp" >= $1"""
+ESTIMATE_SYMBOL_TICKS_SINCE = (
+    """EXPLAIN (FORMAT JSON) SELECT 1 FROM tick_data WHERE symbol = $1 AND "timestamp" >= $2"""
+)
+ESTIMATE_SYMBOL_LEVEL2_SINCE = (
+    """EXPLAIN (FORMAT JSON) SELECT 1 FROM level2_data WHERE symbol = $1 AND "timestamp" >= $2"""
+)
+
+# Symbols with any row since $1, from the counters.
+RECENT_SYMBOLS = """
+SELECT symbol,
+       max(exchange) AS exchange,
+       max(last_ts) FILTER (WHERE table_name = 'tick_data') AS last_tick,
+       max(last_ts) FILTER (WHERE table_name = 'level2_data') AS last_level2
+FROM ingest_counters
+WHERE last_ts >= $1
+GROUP BY symbol
+ORDER BY symbol
+"""
+
+# -- raw rows ---------------------------------------------------------------------------
+# $1 symbol, $2 start (inclusive), $3 end (exclusive), $4/$5 the (timestamp, id) to continue
+# after, $6 limit.
+
+TICKS_DESC = """
+SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled
+FROM tick_data
+WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) < ($4, $5)
+ORDER BY "timestamp" DESC, id DESC
+LIMIT $6
+"""
+
+TICKS_ASC = """
+SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled
+FROM tick_data
+WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) > ($4, $5)
+ORDER BY "timestamp", id
+LIMIT $6
+"""
+
+QUOTES_DESC = """
+SELECT id, "timestamp", symbol, exchange, bid_price, bid_size, bid_orders, ask_price, ask_size, ask_orders
+FROM quote_data
+WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) < ($4, $5)
+ORDER BY "timestamp" DESC, id DESC
+LIMIT $6
+"""
+
+QUOTES_ASC = """
+SELECT id, "timestamp", symbol, exchange, bid_price, bid_size, bid_orders, ask_price, ask_size, ask_orders
+FROM quote_data
+WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) > ($4, $5)
+ORDER BY "timestamp", id
+LIMIT $6
+"""
+
+LEVEL2_DESC = """
+SELECT id, "timestamp", symbol, exchange, update_type,
+       bid_price, bid_size, bid_orders, ask_price, ask_size, ask_orders
+FROM level2_data
+WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) < ($4, $5)
+ORDER BY "timestamp" DESC, id DESC
+LIMIT $6
+"""
+
+LEVEL2_ASC = """
+SELECT id, "timestamp", symbol, exchange, update_type,
+       bid_price, bid_size, bid_orders, ask_price, ask_size, ask_orders
+FROM level2_data
+WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) > ($4, $5)
+ORDER BY "timestamp", id
+LIMIT $6
+"""
+
+# -- bars -------------------------------------------------------------------------------
+# $1 symbol, $2 bucket width, $3 start, $4 end. Buckets are aligned to midnight UTC; open and
+# close are the first and last trade in (timestamp, id) order.
+
+BARS = """
+SELECT date_bin($2::interval, "timestamp", TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+       (array_agg(price ORDER BY "timestamp", id))[1] AS open,
+       max(price) AS high,
+       min(price) AS low,
+       (array_agg(price ORDER BY "timestamp" DESC, id DESC))[1] AS close,
+       sum(size)::bigint AS volume,
+       count(*) AS trades,
+       coalesce(sum(size) FILTER (WHERE aggressor = 'BUY'), 0)::bigint AS buy_volume,
+       coalesce(sum(size) FILTER (WHERE aggressor = 'SELL'), 0)::bigint AS sell_volume,
+       sum(price * size) / nullif(sum(size), 0) AS vwap
+FROM tick_data
+WHERE symbol = $1 AND "timestamp" >= $3 AND "timestamp" < $4
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+# -- order book -------------------------------------------------------------------------
+
+# The latest snapshot at or before $2, looking back no further than $3.
+BOOK_SNAPSHOT_TIME = """
+SELECT "timestamp"
+FROM level2_data
+WHERE symbol = $1 AND update_type = 'SNAPSHOT_IMAGE' AND "timestamp" <= $2 AND "timestamp" >= $3
+ORDER BY "timestamp" DESC, id DESC
+LIMIT 1
+"""
+
+# Every message from the snapshot's instant to $3 inclusive, in the order they were sent.
+BOOK_ROWS = """
+SELECT "timestamp", id, update_type, bid_price, bid_size, bid_orders, ask_price, ask_size, ask_orders
+FROM level2_data
+WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" <= $3
+ORDER BY "timestamp", id
+"""
+
+# -- subscriptions ----------------------------------------------------------------------
+
+SUBSCRIBE = """
+INSERT INTO subscriptions AS s (symbol, exchange, desired, status, reason, requested_at, status_since)
+VALUES ($1, $2, true, 'pending', NULL, now(), now())
+ON CONFLICT (symbol) DO UPDATE
+SET exchange = EXCLUDED.exchange, desired = true, status = 'pending', reason = NULL,
+    requested_at = now(), status_since = now()
+RETURNING symbol, exchange, requested_at
+"""
+
+# Unsubscribing a symbol the table knows keeps its exchange.
+UNSUBSCRIBE_KNOWN = """
+UPDATE subscriptions
+SET desired = false, status = 'pending', reason = NULL, requested_at = now(), status_since = now()
+WHERE symbol = $1
+RETURNING symbol, exchange, requested_at
+"""
+
+UNSUBSCRIBE_NEW = """
+INSERT INTO subscriptions AS s (symbol, exchange, desired, status, reason, requested_at, status_since)
+VALUES ($1, $2, false, 'pending', NULL, now(), now())
+ON CONFLICT (symbol) DO UPDATE
+SET desired = false, status = 'pending', reason = NULL, requested_at = now(), status_since = now()
+RETURNING symbol, exchange, requested_at
+"""
+
+LIST_SUBSCRIPTIONS = """
+SELECT symbol, exchange, desired, status, reason, requested_at, status_since
+FROM subscriptions
+ORDER BY symbol
+"""

@@ -1,0 +1,169 @@
+"""Subscribe and unsubscribe: the durable row in PostgreSQL and the command on the real Redis stream."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import redis
+
+from tests.integration.test_api_support import (
+    api_client,
+    closed_port,
+    fetch,
+    response_schema,
+    schema_errors,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
+
+STREAM = "rdc:commands"
+
+
+@pytest.fixture
+def http(database_url, redis_url, monkeypatch):
+    with api_client(monkeypatch, DATABASE_URL=database_url, REDIS_URL=redis_url) as http:
+        yield http
+
+
+@pytest.fixture
+def commands(redis_url):
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield lambda: [fields for _, fields in client.xrange(STREAM)]
+    client.close()
+
+
+def _row(database_url, symbol):
+    rows = fetch(database_url, "SELECT * FROM subscriptions WHERE symbol = $1", symbol)
+    return rows[0] if rows else None
+
+
+def post(http, symbol, body: bytes = b"", content_type="application/json", method="POST"):
+    return http.request(method, f"/api/subscribe/{symbol}", body=body, headers={"Content-Type": content_type})
+
+
+def test_subscribe_answers_the_contract_and_queues_durably(http, database_url, commands):
+    response = post(http, "GCZ6", b'{"exchange": "COMEX"}')
+    assert response.status_code == 200
+    assert response.json_body == {"status": "subscribed", "symbol": "GCZ6", "exchange": "COMEX",
+                                  "message": "Subscription request for GCZ6 has been queued"}
+    row = _row(database_url, "GCZ6")
+    assert (row["exchange"], row["desired"], row["status"], row["reason"]) == ("COMEX", True, "pending", None)
+    assert abs((dt.datetime.now(dt.UTC) - row["requested_at"]).total_seconds()) < 60
+    (command,) = commands()
+    assert command["op"] == "subscribe" and command["symbol"] == "GCZ6" and command["exchange"] == "COMEX"
+    assert dt.datetime.fromisoformat(command["requested_at"]) == row["requested_at"]
+    assert command["request_id"] == response.headers["X-Request-Id"]
+
+
+@pytest.mark.parametrize("symbol, exchange", [("esz6", "CME"), ("CLF7", "NYMEX"), ("GCZ6", "COMEX"),
+                                              ("YMH7", "CBOT"), ("6EH7", "CME")])
+def test_the_exchange_is_inferred_from_the_product(http, database_url, symbol, exchange):
+    response = post(http, symbol)
+    assert response.status_code == 200
+    assert response.json_body["exchange"] == exchange and response.json_body["symbol"] == symbol.upper()
+    assert _row(database_url, symbol.upper())["exchange"] == exchange
+
+
+def test_old_scripts_posting_without_a_json_content_type_still_work(http):
+    response = post(http, "GCZ6", b'{"exchange": "COMEX"}', content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200 and response.json_body["exchange"] == "COMEX"
+
+
+def test_an_unknown_product_needs_its_exchange(http, database_url):
+    response = post(http, "QQZ6")
+    assert response.status_code == 400
+    body = response.json_body
+    assert body["error"] == "Exchange required" and '"exchange"' in body["message"]
+    assert _row(database_url, "QQZ6") is None
+    assert post(http, "QQZ6", b'{"exchange": "CME"}').status_code == 200
+    assert _row(database_url, "QQZ6")["exchange"] == "CME"
+
+
+@pytest.mark.parametrize("symbol, body, title", [
+    ("ES", b"", "Invalid symbol"),
+    ("ESZ66", b"", "Invalid symbol"),
+    ("GCH6", b"", "Invalid symbol"),                 # gold lists no March contract
+    ("ESZ6", b'{"exchange": "NASDAQ"}', "Invalid exchange"),
+    ("ESZ6", b'{"exchange": "NYMEX"}', "Invalid exchange"),
+    ("ESZ6", b"{", "Invalid body"),
+    ("ESZ6", b'["CME"]', "Invalid body"),
+    ("ESZ6", b'{"exchange": 7}', "Invalid body"),
+    ("ESZ6", b'{"exchange": "CME", "priority": 1}', "Invalid body"),
+])
+def test_bad_subscriptions_are_400_and_leave_nothing_behind(http, database_url, commands, symbol, body, title):
+    response = post(http, symbol, body)
+    assert response.status_code == 400, response.body
+    assert response.json_body["error"] == title and response.json_body["request_id"]
+    assert schema_errors(response_schema("/api/subscribe/{symbol}", "post", 400), response.json_body) == []
+    assert fetch(database_url, "SELECT count(*) AS n FROM subscriptions")[0]["n"] == 0
+    assert commands() == []
+
+
+def test_a_body_over_the_limit_is_413(http, database_url):
+    response = post(http, "ESZ6", b'{"exchange": "' + b"C" * 5000 + b'"}')
+    assert response.status_code == 413
+    assert response.json_body["error"] == "Payload too large" and "4096 bytes" in response.json_body["message"]
+    assert _row(database_url, "ESZ6") is None
+
+
+def test_unsubscribe_round_trip(http, database_url, commands):
+    assert post(http, "NQZ6").status_code == 200
+    response = post(http, "NQZ6", method="DELETE")
+    assert response.status_code == 200
+    assert response.json_body == {"status": "unsubscribed", "symbol": "NQZ6", "exchange": "CME",
+                                  "message": "Unsubscription request for NQZ6 has been queued"}
+    row = _row(database_url, "NQZ6")
+    assert (row["desired"], row["status"]) == (False, "pending")
+    assert [(c["op"], c["symbol"], c["exchange"]) for c in commands()] == [
+        ("subscribe", "NQZ6", "CME"), ("unsubscribe", "NQZ6", "CME")]
+    # subscribing again flips it back
+    assert post(http, "NQZ6").status_code == 200
+    assert _row(database_url, "NQZ6")["desired"] is True
+
+
+def test_unsubscribing_a_symbol_the_table_does_not_know_records_the_wish(http, database_url, commands):
+    response = post(http, "CLF7", method="DELETE")
+    assert response.status_code == 200 and response.json_body["exchange"] == "NYMEX"
+    row = _row(database_url, "CLF7")
+    assert (row["desired"], row["status"]) == (False, "pending")
+    assert commands()[-1]["op"] == "unsubscribe"
+    assert post(http, "QQZ6", method="DELETE").status_code == 400  # unknown product: which exchange?
+
+
+def test_subscriptions_list_the_desired_set_with_status_reason_and_since_when(http, database_url, commands):
+    post(http, "GCZ6")
+    post(http, "ESZ6")
+    post(http, "ESZ6", method="DELETE")
+    # the collector's side of the story: one active, one failed
+    fetch(database_url, "UPDATE subscriptions SET status = 'failed', reason = 'no such contract', "
+                        "status_since = now() WHERE symbol = 'GCZ6' RETURNING 1")
+    response = http.get("/api/subscriptions")
+    assert response.status_code == 200
+    body = response.json_body
+    assert schema_errors(response_schema("/api/subscriptions", "get", 200), body) == []
+    by_symbol = {s["symbol"]: s for s in body["subscriptions"]}
+    assert body["count"] == 2
+    assert (by_symbol["GCZ6"]["status"], by_symbol["GCZ6"]["reason"], by_symbol["GCZ6"]["desired"]) == \
+        ("failed", "no such contract", True)
+    assert (by_symbol["ESZ6"]["status"], by_symbol["ESZ6"]["desired"]) == ("pending", False)
+    for s in body["subscriptions"]:
+        assert dt.datetime.fromisoformat(s["status_since"]) >= dt.datetime.fromisoformat(s["requested_at"])
+
+
+def test_with_redis_down_the_request_is_still_queued_in_postgres(database_url, monkeypatch):
+    with api_client(monkeypatch, DATABASE_URL=database_url, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0") as http:
+        response = post(http, "GCZ6")
+        assert response.status_code == 200 and response.json_body["status"] == "subscribed"
+        assert _row(database_url, "GCZ6")["desired"] is True
+        assert post(http, "GCZ6", method="DELETE").status_code == 200
+        assert _row(database_url, "GCZ6")["desired"] is False
+
+
+def test_with_postgres_down_nothing_is_queued_and_the_answer_is_503(redis_url, commands, monkeypatch):
+    url = f"postgresql://postgres:pw@127.0.0.1:{closed_port()}/rithmic_db"
+    with api_client(monkeypatch, DATABASE_URL=url, REDIS_URL=redis_url) as http:
+        response = post(http, "GCZ6")
+        assert response.status_code == 503
+        assert response.json_body["error"] == "Database unavailable"
+        assert commands() == []
