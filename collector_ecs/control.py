@@ -47,7 +47,7 @@ async def bounded(coro, timeout: float):
     if not done:
         task.cancel()
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        raise asyncio.TimeoutError(f"no answer within {timeout}s")
+        raise TimeoutError(f"no answer within {timeout}s")
     return task.result()
 
 

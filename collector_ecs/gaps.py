@@ -148,7 +148,7 @@ class GapManager:
         while not stop.is_set():
             try:
                 gap = await asyncio.wait_for(self._backfills.get(), timeout=1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             await self._backfill(gap, stop)
 
@@ -174,8 +174,9 @@ class GapManager:
         if rows:
             self.writer.add_many(TICK, rows)
         self.metrics.count("BackfilledTrades", len(rows))
-        log.info("gap closed", extra={"fields": {"symbol": gap.symbol, "cause": gap.cause, "start": gap.start.isoformat(),
-                                                 "end": gap.end.isoformat(), "backfilled_rows": len(rows)}})
+        log.info("gap closed", extra={"fields": {
+            "symbol": gap.symbol, "cause": gap.cause, "start": gap.start.isoformat(),
+            "end": gap.end.isoformat(), "backfilled_rows": len(rows)}})
         record = {"symbol": gap.symbol, "exchange": gap.exchange, "start": gap.start.isoformat(),
                   "end": gap.end.isoformat(), "cause": gap.cause, "dropped_rows": 0}
         try:

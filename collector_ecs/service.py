@@ -162,7 +162,7 @@ class Collector:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=3600)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(Exception):
                     await self.control.maintain()
 

@@ -57,7 +57,7 @@ class SubscriptionManager:
                         self._failed[symbol] = reason
                         log.warning("subscription refused",
                                     extra={"fields": {"symbol": symbol, "exchange": exchange, "reason": reason}})
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         status, reason = "failed", "the gateway did not answer the subscription request"
             elif op == "unsubscribe":
                 if symbol in self.active:
@@ -168,5 +168,5 @@ class SubscriptionManager:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass

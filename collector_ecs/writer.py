@@ -149,7 +149,7 @@ class BatchWriter:
         self.spool.open()
         try:
             await self._connect()
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             # Start anyway: rows go to the spool until the database answers.
             self._warn("database unavailable at start-up; spooling", error=str(exc))
         await self.drain_spool()
@@ -197,7 +197,7 @@ class BatchWriter:
         while True:
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout=self.flush_interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._kick.clear()
             closing = self._closing
@@ -226,7 +226,7 @@ class BatchWriter:
             await asyncio.wait({task}, timeout=1.0)
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: the failure is the timeout we raise
-            raise asyncio.TimeoutError(f"no answer from PostgreSQL within {self.db_timeout_s}s")
+            raise TimeoutError(f"no answer from PostgreSQL within {self.db_timeout_s}s")
         done = task.result()
         self.last_batch_ms = (time.perf_counter() - t0) * 1000
         if done:
@@ -240,7 +240,7 @@ class BatchWriter:
             try:
                 await self._write(batch)
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 self._warn("batch write failed; spooling", table=batch.table, rows=len(batch.rows),
                            error=f"{type(exc).__name__}: {exc}"[:300])
                 await self._close_conn()
@@ -257,7 +257,7 @@ class BatchWriter:
             path, batch = item
             try:
                 await self._write(batch)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 await self._close_conn()
                 if not self._closing:
                     await asyncio.sleep(min(1.0, self.flush_interval_s * 5))

@@ -26,16 +26,20 @@ FROM ingest_counters
 GROUP BY table_name
 """
 
-# The planner's row estimate for the last hour (the statement is planned, never run).
-ESTIMATE_TICKS_SINCE = """EXPLAIN (FORMAT JSON) SELECT 1 FROM tick_data WHERE "timestamp" >= $1"""
-ESTIMATE_LEVEL2_SINCE = """EXPLAIN (FORMAT JSON) SELECT 1 FROM level2_data WHERE "timestamp" >= $1"""
-ESTIMATE_QUOTES_SINCE = """EXPLAIN (FORMAT JSON) SELECT 1 FROM quote_data WHERE "timestamp" >= $1"""
-ESTIMATE_SYMBOL_TICKS_SINCE = (
-    """EXPLAIN (FORMAT JSON) SELECT 1 FROM tick_data WHERE symbol = $1 AND "timestamp" >= $2"""
-)
-ESTIMATE_SYMBOL_LEVEL2_SINCE = (
-    """EXPLAIN (FORMAT JSON) SELECT 1 FROM level2_data WHERE symbol = $1 AND "timestamp" >= $2"""
-)
+# Rows per table since $1, from the per-minute counters the writer maintains: the window
+# starts at the whole minute containing $1, so it is exact to the minute and costs milliseconds.
+RECENT_COUNTS = """
+SELECT table_name, coalesce(sum(row_count), 0)::bigint AS n
+FROM ingest_minute_counters
+WHERE minute >= date_trunc('minute', $1::timestamptz)
+GROUP BY table_name
+"""
+RECENT_SYMBOL_COUNTS = """
+SELECT symbol, table_name, coalesce(sum(row_count), 0)::bigint AS n
+FROM ingest_minute_counters
+WHERE minute >= date_trunc('minute', $1::timestamptz) AND table_name IN ('tick_data', 'level2_data')
+GROUP BY symbol, table_name
+"""
 
 # Symbols with any row since $1, from the counters.
 RECENT_SYMBOLS = """

@@ -1,7 +1,8 @@
 """Health, statistics and the list of recently recorded symbols.
 
-Statistics come from the writer-maintained `ingest_counters` and from the planner's row
-estimates, never from COUNT(*) over the data tables, so they answer in milliseconds at any size.
+Statistics come from counters the writer maintains in each batch's transaction
+(`ingest_counters`, `ingest_minute_counters`), never from COUNT(*) over the data tables,
+so they answer in milliseconds at any size.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncpg
 from chalice import Blueprint, Response
 
 from . import queries
-from .db import get_db, get_redis, plan_rows
+from .db import get_db, get_redis
 from .errors import ServiceUnavailable
 from .middleware import api_view
 from .observability import logger
@@ -26,10 +27,6 @@ DAY = dt.timedelta(hours=24)
 
 def _ts(value: dt.datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds") if value is not None else None
-
-
-async def _estimate(conn: asyncpg.Connection, explain_sql: str, *args) -> int:
-    return plan_rows(await conn.fetchval(explain_sql, *args))
 
 
 def _heartbeat_json(row: asyncpg.Record | None, now: dt.datetime) -> dict | None:
@@ -79,33 +76,26 @@ def stats():
 
     async def gather(conn: asyncpg.Connection) -> dict:
         totals = {r["table_name"]: r for r in await conn.fetch(queries.COUNTER_TOTALS)}
+        recent = {r["table_name"]: r["n"] for r in await conn.fetch(queries.RECENT_COUNTS, since)}
         out = {}
-        for table, explain in (("tick_data", queries.ESTIMATE_TICKS_SINCE),
-                               ("level2_data", queries.ESTIMATE_LEVEL2_SINCE),
-                               ("quote_data", queries.ESTIMATE_QUOTES_SINCE)):
+        for table in ("tick_data", "level2_data", "quote_data"):
             t = totals.get(table)
-            latest = t["latest"] if t is not None else None
             entry = {"total_records": t["total_records"] if t is not None else 0}
             if table == "tick_data":
                 entry["unique_symbols"] = t["unique_symbols"] if t is not None else 0
             entry["earliest_timestamp"] = _ts(t["earliest"]) if t is not None else None
-            entry["latest_timestamp"] = _ts(latest)
-            # Nothing newer than an hour means exactly zero; otherwise the planner's estimate.
-            if latest is None or latest < since:
-                entry["recent_hour_count"] = 0
-                entry["estimated"] = []
-            else:
-                entry["recent_hour_count"] = await _estimate(conn, explain, since)
-                entry["estimated"] = ["recent_hour_count"]
+            entry["latest_timestamp"] = _ts(t["latest"]) if t is not None else None
+            entry["recent_hour_count"] = recent.get(table, 0)
+            entry["estimated"] = []
             out[table] = entry
         return out
 
     tables = get_db().run(gather)
     return {"tick_data": tables["tick_data"], "level2_data": tables["level2_data"],
             "quote_data": tables["quote_data"], "timestamp": _ts(now),
-            "notes": "total_records, unique_symbols and earliest/latest timestamps come from counters the "
-                     "collector maintains with every batch; recent_hour_count is the query planner's estimate "
-                     "wherever 'estimated' lists it"}
+            "notes": "every figure comes from counters the collector maintains with every batch; "
+                     "recent_hour_count counts whole minutes, from the start of the minute an hour ago; "
+                     "no figure is an estimate"}
 
 
 @bp.route("/api/symbols", methods=["GET"])
@@ -115,17 +105,17 @@ def symbols():
     since = now - DAY
 
     async def gather(conn: asyncpg.Connection) -> list[dict]:
+        counts = {(r["symbol"], r["table_name"]): r["n"]
+                  for r in await conn.fetch(queries.RECENT_SYMBOL_COUNTS, since)}
         out = []
         for r in await conn.fetch(queries.RECENT_SYMBOLS, since):
             last_tick, last_l2 = r["last_tick"], r["last_level2"]
-            ticks = (await _estimate(conn, queries.ESTIMATE_SYMBOL_TICKS_SINCE, r["symbol"], since)
-                     if last_tick is not None and last_tick >= since else 0)
-            level2 = (await _estimate(conn, queries.ESTIMATE_SYMBOL_LEVEL2_SINCE, r["symbol"], since)
-                      if last_l2 is not None and last_l2 >= since else 0)
-            out.append({"symbol": r["symbol"], "exchange": r["exchange"], "tick_count": ticks,
-                        "last_tick_update": _ts(last_tick), "level2_count": level2,
+            out.append({"symbol": r["symbol"], "exchange": r["exchange"],
+                        "tick_count": counts.get((r["symbol"], "tick_data"), 0),
+                        "last_tick_update": _ts(last_tick),
+                        "level2_count": counts.get((r["symbol"], "level2_data"), 0),
                         "last_level2_update": _ts(last_l2)})
         return out
 
     rows = get_db().run(gather)
-    return {"count": len(rows), "symbols": rows, "estimated": ["tick_count", "level2_count"]}
+    return {"count": len(rows), "symbols": rows, "estimated": []}

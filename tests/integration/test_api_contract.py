@@ -9,7 +9,6 @@ import pytest
 
 from tests.integration.test_api_support import (
     api_client,
-    execute,
     fetch,
     get_json,
     recorded_market,
@@ -136,8 +135,7 @@ def test_malformed_symbols_are_400_with_the_grammar(http, path):
     assert "product code + month code" in body["message"] and "ESZ6" in body["message"]
 
 
-def test_stats_come_from_the_counters_and_say_what_is_estimated(http, market):
-    execute(market.url, "ANALYZE tick_data; ANALYZE level2_data; ANALYZE quote_data")
+def test_stats_come_from_the_counters_exactly(http, market):
     body = get_json(http, "/api/stats")
     assert schema_errors(response_schema("/api/stats", "get", 200), body) == []
     ticks = body["tick_data"]
@@ -150,13 +148,14 @@ def test_stats_come_from_the_counters_and_say_what_is_estimated(http, market):
     level2 = body["level2_data"]
     assert level2["total_records"] == market.counts["level2"]
     assert body["quote_data"]["total_records"] == market.counts["quotes"]
-    # Trades within the last hour: an estimate, and the response says so.
-    assert ticks["estimated"] == ["recent_hour_count"]
+    # Trades within the last hour, counted in whole minutes from the minute an hour ago.
+    assert ticks["estimated"] == []
     since = dt.datetime.fromisoformat(body["timestamp"]) - dt.timedelta(hours=1)
+    since = since.replace(second=0, microsecond=0)
     recent = fetch(market.url, 'SELECT count(*) AS n FROM tick_data WHERE "timestamp" >= $1', since)[0]["n"]
     assert recent > 0
-    assert recent / 2 <= ticks["recent_hour_count"] <= recent * 2
-    assert "estimate" in body["notes"]
+    assert ticks["recent_hour_count"] == recent
+    assert "whole minutes" in body["notes"]
 
 
 def test_symbols_lists_the_last_24_hours(http, market):
@@ -172,7 +171,10 @@ def test_symbols_lists_the_last_24_hours(http, market):
     gc = by_symbol["GCZ6"]
     assert gc["exchange"] == "COMEX" and gc["tick_count"] == 0 and gc["last_tick_update"] is None
     assert gc["level2_count"] >= 1 and gc["last_level2_update"] is not None
-    assert body["estimated"] == ["tick_count", "level2_count"]
+    assert body["estimated"] == []
+    day_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=24)).replace(second=0, microsecond=0)
+    n = fetch(market.url, 'SELECT count(*) AS n FROM tick_data WHERE symbol=$1 AND "timestamp" >= $2', "ESZ6", day_ago)
+    assert es["tick_count"] == n[0]["n"]
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/"), ("GET", "/nope"), ("GET", "/api/nothing"),

@@ -42,7 +42,8 @@ def _queue_command(redis_url, op, symbol, exchange):
 
 
 async def test_every_message_sent_is_stored_once_with_exchange_time(sim, database_url, redis_url, tmp_path):
-    collector = Collector(settings_for(collector_env(sim, database_url, redis_url, tmp_path)), metrics_emit=lambda _: None)
+    env = collector_env(sim, database_url, redis_url, tmp_path)
+    collector = Collector(settings_for(env), metrics_emit=lambda _: None)
     await collector.start()
     try:
         assert set(collector.subs.active) == {"ESZ6", "CLF7"}  # products resolved to front months
