@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -44,6 +45,17 @@ def default_context() -> dict[str, Any]:
     return json.loads((CDK_DIR / "cdk.json").read_text())["context"]
 
 
+def _vendor_shared_code(chalice_dir: Path) -> None:
+    """Chalice packages only app.py, chalicelib/, requirements.txt and vendor/: copy the shared
+    rdc_common package into vendor/ (what api_chalice/package.sh --vendor-only does)."""
+    target = chalice_dir / "vendor" / "rdc_common"
+    source = REPO_ROOT / "rdc_common"
+    if not source.is_dir():
+        return  # test fixtures synthesise a stand-in app without it
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+
+
 def build_app(
     outdir: str | os.PathLike[str] | None = None,
     context: Mapping[str, Any] | None = None,
@@ -70,6 +82,7 @@ def build_app(
         if not required.is_file():
             raise FileNotFoundError(f"{required} not found: it is {what}; fix the path in infra/cdk/cdk.json.")
     _ensure_chalice_config(chalice_dir)
+    _vendor_shared_code(chalice_dir)
 
     network = NetworkStack(app, "RdcNetwork", config=config, description="RithmicDataCollector network")
     data = DataStack(

@@ -52,6 +52,7 @@ def test_lambda_environment_points_at_proxy_redis_and_secrets(synth):
     assert "RdcRedisAuthSecret" in json.dumps(variables["REDIS_AUTH_SECRET_ARN"])
     assert "RdcApiKeysSecret" in json.dumps(variables["API_KEYS_SECRET_ARN"])
     assert "rediss://" in json.dumps(variables["REDIS_URL"])
+    assert variables["REQUIRE_API_KEY_FOR_WRITES"] == "1"  # subscribe/unsubscribe always keyed in AWS
     # ARNs only: no secret value may sit in the function's configuration.
     assert "{{resolve:" not in json.dumps(variables)
 

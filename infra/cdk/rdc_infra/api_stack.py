@@ -108,6 +108,8 @@ class ApiStack(Stack):
             "REDIS_URL": Fn.join("", ["rediss://", redis_host, f":{data.redis_port}/0"]),
             "REDIS_AUTH_SECRET_ARN": data.redis_auth_secret.secret_arn,
             "API_KEYS_SECRET_ARN": data.api_keys_secret.secret_arn,
+            # On the internet, changing what the collector records always takes a key.
+            "REQUIRE_API_KEY_FOR_WRITES": "1",
             "POWERTOOLS_SERVICE_NAME": "rdc-api",
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
