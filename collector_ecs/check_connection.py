@@ -12,13 +12,14 @@ from async_rithmic.exceptions import RithmicErrorResponse
 from rdc_common.products import PRODUCTS
 
 from .config import Settings
-from .rithmic_internals import TICKER_AND_HISTORY, make_client
+from .rithmic_internals import TICKER_AND_HISTORY, guard_login, make_client
+from .session import is_permission_denied
 
 
 def explain(exc: BaseException, settings: Settings) -> str:
     """One plain-English sentence for a failure to reach or log in to the gateway."""
     text = str(exc)
-    if isinstance(exc, RithmicErrorResponse) and ("'13'" in text or '"13"' in text or "rpCode': ['13'" in text):
+    if is_permission_denied(exc):
         return ("permission denied (Rithmic code 13): check RITHMIC_USER and RITHMIC_PASSWORD, and that the "
                 "account is approved for API access on this system")
     if "SYSTEM_NAME" in text or "system name" in text.lower():
@@ -41,6 +42,8 @@ async def check(settings: Settings, product_code: str = "ES") -> int:
                          app_name=s.rithmic_app_name, app_version=s.rithmic_app_version, url=s.rithmic_url,
                          ca_file=s.rithmic_ca_file, max_reconnect_delay=s.max_reconnect_delay_s)
     ticker = client.plants["ticker"]
+    for plant in (ticker, client.plants["history"]):
+        guard_login(plant)
     try:
         # 1. system names, on a connection of its own, as the gateway expects
         ticker.ws = await asyncio.wait_for(

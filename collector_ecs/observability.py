@@ -5,11 +5,46 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+import traceback
 from collections import defaultdict
 
 NAMESPACE = "RithmicDataCollector"
+
+
+# async_rithmic puts whole requests in its log lines and exception texts, the login's
+# password included (e.g. "Rithmic returned an error=... for the request={... 'password': ...}").
+_SECRET_FIELD = re.compile(r"""(['"]?(?:password|passwd|api_key|x-api-key)['"]?\s*[:=]\s*)(['"])(?:(?!\2).)*\2""",
+                           re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    return _SECRET_FIELD.sub(r"\1\2***\2", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Scrubs secrets from a record's message and exception before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            # Keep the exception's one-line summary, never its traceback's locals or reprs.
+            msg += " | " + "".join(traceback.format_exception_only(record.exc_info[1])).strip()
+            record.exc_info = None
+            record.exc_text = None
+        record.msg = redact(msg)
+        record.args = ()
+        return True
+
+
+def redact_library_logs() -> None:
+    """Put the redaction on every handler that may see async_rithmic's records."""
+    for logger in (logging.getLogger("rithmic"), logging.getLogger()):
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactSecrets) for f in handler.filters):
+                handler.addFilter(RedactSecrets())
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,9 +63,12 @@ def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     handler.formatter.converter = time.gmtime
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # async_rithmic adds its own stdout handler; one structured line per event is enough.
+    logging.getLogger("rithmic").handlers[:] = []
     # async_rithmic logs every request at DEBUG with MessageToDict; keep it at INFO+.
     logging.getLogger("rithmic").setLevel(max(logging.INFO, logging.getLevelName(level)))
 

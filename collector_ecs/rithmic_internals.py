@@ -18,10 +18,13 @@ from collections.abc import Callable
 from async_rithmic import RithmicClient
 from async_rithmic import protocol_buffers as pb
 from async_rithmic.enums import SysInfraType
+from async_rithmic.exceptions import RithmicErrorResponse
 from async_rithmic.objects import ReconnectionSettings, RetrySettings
 from async_rithmic.plants.base import BasePlant
 from async_rithmic.plants.ticker import TickerPlant
 from websockets.exceptions import ConnectionClosed
+
+from .observability import redact_library_logs
 
 TICKER_AND_HISTORY = [SysInfraType.TICKER_PLANT, SysInfraType.HISTORY_PLANT]
 ALL_UPDATE_BITS = 1 | 2 | 4  # LAST_TRADE | BBO | ORDER_BOOK
@@ -36,7 +39,7 @@ class IncompatibleLibrary(RuntimeError):
 def check_compatibility() -> None:
     """Raise IncompatibleLibrary naming each internal that moved."""
     problems = []
-    for name in ("_recv_loop", "_start_io_tasks", "_send_request", "_process_response", "_connect"):
+    for name in ("_recv_loop", "_start_io_tasks", "_send_request", "_process_response", "_connect", "_login"):
         if not callable(getattr(BasePlant, name, None)):
             problems.append(f"BasePlant.{name} is gone")
     src = "".join(inspect.getsource(cls) for cls in BasePlant.__mro__ if cls.__module__.startswith("async_rithmic"))
@@ -48,7 +51,8 @@ def check_compatibility() -> None:
     if '_subscriptions["market_data"]' not in ticker_src:
         problems.append("TickerPlant._login no longer resubscribes from _subscriptions['market_data']")
     init_src = inspect.getsource(RithmicClient.__init__)
-    for needle in ("self.ssl_context", "reconnection_settings", "retry_settings", "self.plants"):
+    for needle in ("self.ssl_context", "reconnection_settings", "retry_settings", "self.plants",
+                   "self.credentials"):
         if needle not in init_src:
             problems.append(f"RithmicClient.__init__ no longer sets {needle}")
     if problems:
@@ -88,6 +92,7 @@ def make_client(*, user: str, password: str, system_name: str, app_name: str, ap
         retry_settings=RetrySettings(max_retries=2, timeout=request_timeout, jitter_range=(0.1, 0.3)),
     )
     client.ssl_context = ssl_context_for(url, ca_file, client.ssl_context)
+    redact_library_logs()
     return client
 
 
@@ -149,6 +154,54 @@ async def send_market_data_request(plant: BasePlant, symbol: str, exchange: str,
 
 def forget_subscription(plant: BasePlant, symbol: str, exchange: str) -> None:
     plant._subscriptions["market_data"].discard((symbol, exchange, ALL_UPDATE_BITS))
+
+
+class LoginRefused(RithmicErrorResponse):
+    """The gateway answered RequestLogin with an error code (13: permission denied)."""
+
+    def __init__(self, rp_code: list[str]):
+        self.rp_code = rp_code
+        super().__init__(f"login refused: rp_code {rp_code}")
+
+
+def guard_login(plant: BasePlant, on_refused=None) -> None:
+    """Surface a refused login as LoginRefused with the gateway's code.
+
+    async_rithmic raises the refusal inside its background process loop, where it is only
+    logged, and its login then fails with an AttributeError on the missing response. We note
+    the code as the response passes and raise it in place of that AttributeError, after
+    awaiting `on_refused(exc)` (the library's reconnect loop then retries with whatever
+    credentials are current).
+    """
+    original_process = plant._process_response
+    original_login = plant._login
+
+    async def process_response(response):
+        if response.template_id == 11 and response.rp_code and response.rp_code[0] != "0":
+            plant._rdc_login_refusal = list(response.rp_code)
+        return await original_process(response)
+
+    async def login():
+        plant._rdc_login_refusal = None
+        try:
+            return await original_login()
+        except Exception as exc:
+            refusal = getattr(plant, "_rdc_login_refusal", None)
+            if refusal is None:
+                raise
+            err = LoginRefused(refusal)
+            if on_refused is not None:
+                await on_refused(err)
+            raise err from exc
+
+    plant._process_response = process_response
+    plant._login = login
+
+
+def set_credentials(client: RithmicClient, user: str, password: str) -> None:
+    """Every plant logs in with client.credentials, so replacing them here is enough."""
+    client.credentials["user"] = user
+    client.credentials["password"] = password
 
 
 def set_reconnect_floor(client: RithmicClient, seconds: float) -> None:

@@ -27,8 +27,9 @@ log = logging.getLogger("collector")
 
 
 class Collector:
-    def __init__(self, settings: Settings, metrics_emit=print):
+    def __init__(self, settings: Settings, metrics_emit=print, secrets_client=None):
         self.settings = settings
+        self._secrets_client = secrets_client
         self.metrics = Metrics(metrics_emit)
         self.stop_event: asyncio.Event | None = None
         self.writer: BatchWriter | None = None
@@ -52,7 +53,7 @@ class Collector:
         with contextlib.suppress(Exception):
             await self.control.maintain()
         self.ingest = Ingest(self.writer)
-        self.session = RithmicSession(s, self.ingest)
+        self.session = RithmicSession(s, self.ingest, secrets_client=self._secrets_client)
         self.subs = SubscriptionManager(self.session, self.control, _redis_url(s), consumer=s.collector_id)
         self.gaps = GapManager(self.session, self.ingest, self.writer, self.control, lambda: self.subs.active,
                                s.spool_dir, s.stall_timeout_s, self.metrics)

@@ -7,17 +7,29 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 
 from async_rithmic.exceptions import RithmicErrorResponse
 
 from .config import Settings, SymbolSpec
 from .rithmic_internals import (
     TICKER_AND_HISTORY,
+    LoginRefused,
     forget_subscription,
+    guard_login,
     install_fast_path,
     make_client,
     send_market_data_request,
+    set_credentials,
 )
+from .secrets import read_json_secret
+
+PERMISSION_DENIED = "13"
+REREAD_MIN_INTERVAL_S = 30.0
+
+
+def is_permission_denied(exc: BaseException) -> bool:
+    return isinstance(exc, LoginRefused) and exc.rp_code[:1] == [PERMISSION_DENIED]
 
 log = logging.getLogger("collector.session")
 
@@ -27,11 +39,14 @@ class SubscriptionRefused(Exception):
 
 
 class RithmicSession:
-    def __init__(self, settings: Settings, ingest):
+    def __init__(self, settings: Settings, ingest, secrets_client=None):
         self.settings = settings
         self.ingest = ingest
         self.client = None
         self._tags = itertools.count(1)
+        self._secrets_client = secrets_client
+        self._last_reread = 0.0
+        self.credential_rereads = 0
 
     @property
     def ticker(self):
@@ -53,7 +68,28 @@ class RithmicSession:
             ca_file=s.rithmic_ca_file, max_reconnect_delay=s.max_reconnect_delay_s,
         )
         install_fast_path(self.ticker, self.ingest)
-        await asyncio.wait_for(self.client.connect(plants=TICKER_AND_HISTORY), timeout=s.connect_timeout_s)
+        for plant in (self.ticker, self.history):
+            guard_login(plant, self._reread_after_refusal if s.rithmic_secret_id else None)
+        try:
+            await asyncio.wait_for(self.client.connect(plants=TICKER_AND_HISTORY), timeout=s.connect_timeout_s)
+        except RithmicErrorResponse as exc:
+            if not (s.rithmic_secret_id and is_permission_denied(exc) and self.credential_rereads):
+                raise
+            # The password was rotated since start-up and the secret re-read: once more.
+            await asyncio.wait_for(self.client.connect(plants=TICKER_AND_HISTORY), timeout=s.connect_timeout_s)
+
+    async def _reread_after_refusal(self, exc: BaseException) -> None:
+        """After a rotation the running process still holds the old password: re-read the
+        secret (at most every 30 s, so a wrong secret cannot hammer the gateway)."""
+        if not is_permission_denied(exc) or time.monotonic() - self._last_reread < REREAD_MIN_INTERVAL_S:
+            return
+        self._last_reread = time.monotonic()
+        secret = await asyncio.to_thread(read_json_secret, self.settings.rithmic_secret_id, self._secrets_client,
+                                         ("user", "password"))
+        set_credentials(self.client, secret["user"], secret["password"])
+        self.credential_rereads += 1
+        log.warning("login refused; credentials re-read from Secrets Manager",
+                    extra={"fields": {"secret_id": self.settings.rithmic_secret_id}})
 
     async def stop(self, timeout: float = 3.0) -> None:
         if self.client is not None:

@@ -99,7 +99,7 @@ class BatchWriter:
     """
 
     def __init__(self, dsn: str, *, batch_size: int, flush_interval_s: float, max_pending_rows: int,
-                 db_timeout_s: float, spool, on_dropped=None, logger=None):
+                 db_timeout_s: float, spool, on_dropped=None, logger=None, on_committed=None):
         self._dsn = dsn
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
@@ -107,6 +107,9 @@ class BatchWriter:
         self.db_timeout_s = db_timeout_s
         self.spool = spool
         self._on_dropped = on_dropped  # async callback(batch, cause) when the spool is full
+        # Optional sync callback(batch, commit_time) after each batch commits (commit_time from
+        # time.time()); the benchmarks measure freshness with it. Public: settable after start().
+        self.on_committed = on_committed
         self._log = logger
         self._buffers: dict[str, list] = {t: [] for t in COLUMNS}
         self.pending_rows = 0
@@ -231,6 +234,8 @@ class BatchWriter:
         self.last_batch_ms = (time.perf_counter() - t0) * 1000
         if done:
             self.rows_written[batch.table] += len(batch.rows)
+            if self.on_committed is not None:
+                self.on_committed(batch, time.time())
         else:
             self.batches_skipped += 1
         return done

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import signal
 
 import asyncpg
+import boto3
 import pytest
 import redis
+from moto import mock_aws
 
 from collector_ecs.service import Collector
 from simulator.testing import SimulatorProcess
@@ -146,3 +149,33 @@ async def test_sigterm_drains_and_loses_nothing(sim, database_url, redis_url, tm
     assert {s: stored[s] for s in sent} == sent
     log = (tmp_path / "collector.log").read_text()
     assert "demo" not in log.replace('"user": "demo"', "")  # the password (also "demo") is never printed
+
+
+async def test_rotated_password_is_reread_from_secrets_manager(database_url, redis_url, tmp_path):
+    """The secret was rotated after start-up: the refused login re-reads it and succeeds."""
+    sim = SimulatorProcess(seed=3, rate=100, users="demo:rotated-Pw-2")
+    sim.start()
+    try:
+        with mock_aws():
+            sm = boto3.client("secretsmanager", region_name="us-east-1")
+            old = {"user": "demo", "password": "old-Pw-1", "system_name": "Rithmic Paper Trading"}
+            sm.create_secret(Name="rithmic", SecretString=json.dumps(old))
+            env = collector_env(sim, database_url, redis_url, tmp_path, SYMBOLS="ES", RITHMIC_SECRET_ID="rithmic")
+            del env["RITHMIC_USER"], env["RITHMIC_PASSWORD"]
+            settings = settings_for_secret(env, sm)
+            assert settings.rithmic_password.value == "old-Pw-1"
+            sm.put_secret_value(SecretId="rithmic", SecretString=json.dumps({**old, "password": "rotated-Pw-2"}))
+            collector = Collector(settings, metrics_emit=lambda _: None, secrets_client=sm)
+            await collector.start()
+            try:
+                assert collector.session.credential_rereads == 1
+                assert await wait_until(lambda: _ticks(database_url, "ESZ6"), 10) > 0
+            finally:
+                await collector.stop()
+    finally:
+        sim.stop()
+
+
+def settings_for_secret(env, client):
+    from collector_ecs.config import load_settings
+    return load_settings(env, secrets_client=client)

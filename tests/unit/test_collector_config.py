@@ -90,3 +90,19 @@ def test_missing_or_malformed_secret_is_named():
         load_settings({"CONFIG_FILE": "/x", "RITHMIC_SECRET_ID": "partial"}, secrets_client=sm)
     with pytest.raises(ConfigError, match="cannot read secret missing"):
         load_settings({"CONFIG_FILE": "/x", "RITHMIC_SECRET_ID": "missing"}, secrets_client=sm)
+
+
+def test_library_log_lines_never_carry_the_password(capsys):
+    """async_rithmic logs whole login requests; the collector's handlers scrub them."""
+    from collector_ecs.observability import setup_logging
+
+    setup_logging("INFO")
+    lib = logging.getLogger("rithmic").getChild("plant.ticker")
+    try:
+        raise RuntimeError("Rithmic returned an error for the request={'user': 'alice', 'password': 's3cret-pw'}")
+    except RuntimeError:
+        lib.exception("Error processing response")
+    out = capsys.readouterr().out
+    assert "Error processing response" in out and "'password': '***'" in out
+    assert "s3cret-pw" not in out
+    logging.getLogger().handlers[:] = []
