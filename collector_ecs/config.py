@@ -183,10 +183,21 @@ def _database_url(env: Mapping, secrets_client) -> str:
     return f"postgresql://{auth}@{host}:{port}/{env.get('DB_NAME', 'rithmic_db')}"
 
 
+def _with_sslmode(url: str, env: Mapping[str, str]) -> str:
+    """DB_SSLMODE (set to `require` in AWS, where RDS forces TLS) as the URL's sslmode."""
+    mode = env.get("DB_SSLMODE")
+    if not mode or "sslmode=" in url:
+        return url
+    allowed = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+    if mode not in allowed:
+        raise ConfigError(f"DB_SSLMODE must be one of {', '.join(allowed)}, not {mode!r}")
+    return url + ("&" if "?" in url else "?") + "sslmode=" + mode
+
+
 def database_url_from_env(env: Mapping[str, str], secrets_client=None) -> str:
     """The database URL alone (what `migrate` needs, without Rithmic credentials)."""
     try:
-        return _database_url(dict(env), secrets_client)
+        return _with_sslmode(_database_url(dict(env), secrets_client), env)
     except SecretError as exc:
         raise ConfigError(f"DB_SECRET_ID: {exc}") from None
 
@@ -255,7 +266,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_client=None) -> 
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
     try:
-        database_url = _database_url(env, secrets_client)
+        database_url = _with_sslmode(_database_url(env, secrets_client), env)
     except SecretError as exc:
         raise ConfigError(f"DB_SECRET_ID: {exc}") from None
     redis_url = _redis_url(env)

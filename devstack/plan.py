@@ -8,6 +8,7 @@ combination of settings (own servers or the user's, simulator or real Rithmic) i
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ def parse_dotenv(text: str) -> dict[str, str]:
             if quote_char == '"':
                 value = value.replace("\\n", "\n").replace('\\"', '"')
         else:
-            value = re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+            value = re.split(r"(?:^|\s+)#", raw, maxsplit=1)[0].strip()
         out[key] = value
     return out
 
@@ -106,8 +107,8 @@ class Plan:
     local_dir: Path
     services: tuple[str, ...]  # what devstack starts, in START_ORDER
     ports: dict[str, int]  # port of every service devstack starts (and the ones it uses)
-    database_url: str
-    redis_url: str
+    database_url: str = field(repr=False)  # may hold a password: never in a repr or a traceback
+    redis_url: str = field(repr=False)
     rithmic_url: str
     rithmic_user: str
     rithmic_system_name: str
@@ -178,7 +179,7 @@ def _database_url_from_parts(env: Mapping[str, str]) -> str | None:
     user = quote(env.get("DB_USER", "postgres"), safe="")
     password = env.get("DB_PASSWORD", "")
     auth = f"{user}:{quote(password, safe='')}" if password else user
-    return f"postgresql://{auth}@{host}:{env.get('DB_PORT', '5432')}/{quote(env.get('DB_NAME', 'rdc'), safe='')}"
+    return f"postgresql://{auth}@{host}:{env.get('DB_PORT', '5432')}/{quote(env.get('DB_NAME', 'rithmic_db'), safe='')}"
 
 
 def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Plan:
@@ -239,10 +240,14 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
         raise PlanError(f"RDC_NGINX_BURST={burst_raw!r} is not a number of requests; use e.g. 100")
 
     base = dict(env)
+    # The repository's packages (rdc_common above all) importable from any cwd, installed or not.
+    base["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH", "")) if p)
     shared = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO"}
     # A DATABASE_URL we derived or were given wins over the parts, so no child reads stale parts.
     for part in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD"):
         base.pop(part, None)
+    # Only the collector logs in to Rithmic; no other process holds the password.
+    base.pop("RITHMIC_PASSWORD", None)
     envs = {
         "collector": {
             **base, **shared, **rithmic,
@@ -250,6 +255,8 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
             "RITHMIC_APP_NAME": env.get("RITHMIC_APP_NAME") or "RithmicDataCollector",
             "RITHMIC_APP_VERSION": env.get("RITHMIC_APP_VERSION") or "2.0",
             "RDC_SPOOL_DIR": env.get("RDC_SPOOL_DIR") or str(local_dir / "spool"),
+            # Per stack, so two stacks on one machine (a `make run` and the e2e test) don't share it.
+            "HEALTH_FILE": env.get("HEALTH_FILE") or str(local_dir / "collector-health.json"),
             "PYTHONUNBUFFERED": "1",
         },
         "api": {**base, **shared, "PYTHONUNBUFFERED": "1"},

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import datetime as dt
 import json
 import os
@@ -39,17 +38,18 @@ from devstack.services import (
     Nginx,
     Postgres,
     Redis,
+    die_with_parent,
     nginx_binary,
     pg_bindir,
     port_open,
     redis_binary,
     wait_port,
 )
+from rdc_common.products import PRODUCTS, front_month
 
 REPO = Path(__file__).resolve().parent.parent
 COLLECTOR_STOP_TIMEOUT = 15.0
 CHILD_STOP_TIMEOUT = 10.0
-_PR_SET_PDEATHSIG = 1
 
 
 class Stop(BaseException):
@@ -62,12 +62,6 @@ class Stop(BaseException):
 
 class StartError(RuntimeError):
     """Something the stack needs could not start; the message says what to do."""
-
-
-def _die_with_parent() -> None:
-    """Runs in each child before exec: if devstack itself is killed (-9), its children follow."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -91,7 +85,7 @@ class Child:
             # children in order instead of all at once.
             self.proc = subprocess.Popen(
                 self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
             )
 
     def alive(self) -> bool:
@@ -158,13 +152,14 @@ class Stack:
         # Registered before start() so a Ctrl-C during start-up still stops it.
         pg = self.units["postgres"] = Postgres(
             datadir=self.plan.local_dir / "pg", port=self.plan.ports["postgres"],
-            logfile=self.plan.log_file("postgres"),
+            logfile=self.plan.log_file("postgres"), die_with_parent=True,
         )
         pg.start()
 
     def _start_redis(self) -> None:
         redis_server = self.units["redis"] = Redis(
             datadir=self.plan.local_dir / "redis", port=self.plan.ports["redis"], logfile=self.plan.log_file("redis"),
+            die_with_parent=True,
         )
         redis_server.start()
 
@@ -175,7 +170,7 @@ class Stack:
             self._check_redis()
         try:
             applied = asyncio.run(apply_migrations(self.plan.database_url))
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise StartError(
                 f"cannot reach PostgreSQL at {mask_url(self.plan.database_url)} ({exc.__class__.__name__}: "
                 f"{exc}); check DATABASE_URL, or unset it to let make run start its own"
@@ -228,7 +223,7 @@ class Stack:
         nginx = self.units["nginx"] = Nginx(
             confdir=self.plan.local_dir / "nginx", port=self.plan.ports["nginx"],
             upstream=f"127.0.0.1:{self.plan.ports['api']}", logdir=self.plan.logs_dir,
-            rate_limit=self.plan.nginx_rate_limit, burst=self.plan.nginx_burst,
+            rate_limit=self.plan.nginx_rate_limit, burst=self.plan.nginx_burst, die_with_parent=True,
         )
         nginx.start()
 
@@ -280,13 +275,15 @@ def banner(plan: Plan, today: dt.date) -> str:
         if plan.simulated
         else f"Rithmic at {mask_url(plan.rithmic_url)} as {plan.rithmic_user}"
     )
-    new_symbol = "YMZ6" if plan.simulated else "GC"
+    new_symbol = front_month(PRODUCTS["YM"], today).symbol
+    pg_where = f"  (data in {plan.local_dir / 'pg'})" if plan.starts("postgres") else "  (yours)"
+    redis_where = f"  (data in {plan.local_dir / 'redis'})" if plan.starts("redis") else "  (yours)"
     return f"""
 RithmicDataCollector is running; market data from {market}.
 
   API (via NGINX)  {url}
-  PostgreSQL       {mask_url(plan.database_url)}{'  (data in ' + str(plan.local_dir / 'pg') + ')' if plan.starts('postgres') else ''}
-  Redis            {mask_url(plan.redis_url)}{'  (data in ' + str(plan.local_dir / 'redis') + ')' if plan.starts('redis') else ''}
+  PostgreSQL       {mask_url(plan.database_url)}{pg_where}
+  Redis            {mask_url(plan.redis_url)}{redis_where}
   Symbols          {plan.symbols}  ->  {', '.join(front)}
   Logs             {logs}/{{{','.join(names)}}}.log
 
@@ -310,7 +307,8 @@ def _install_handlers(handler) -> None:
 
 def load_plan(environ: dict[str, str] | None = None, repo: Path = REPO) -> Plan:
     environ = dict(os.environ if environ is None else environ)
-    dotenv_path = repo / ".env"
+    # RDC_ENV_FILE: another file instead of .env (the tests point it away from a developer's .env).
+    dotenv_path = Path(environ.get("RDC_ENV_FILE") or repo / ".env")
     dotenv = parse_dotenv(dotenv_path.read_text()) if dotenv_path.exists() else {}
     return make_plan(merge_env(environ, dotenv), repo, python=sys.executable)
 
@@ -344,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         state_file.write_text(json.dumps({"pid": os.getpid(), "pids": stack.pids(), "ports": plan.listening_ports(),
                                           "http_url": plan.http_url}, indent=2))
-        print(banner(plan, dt.date.today()), flush=True)
+        print(banner(plan, dt.datetime.now(dt.UTC).date()), flush=True)  # the simulator's calendar
         while True:
             ended = stack.exited()
             if ended:
@@ -357,15 +355,18 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
     except Stop as stop:
         print(f"\n{stop} received: stopping.", flush=True)
-    except (StartError, MissingBinary) as exc:
+    except (StartError, MissingBinary, PlanError, RuntimeError, TimeoutError, OSError,
+            subprocess.CalledProcessError) as exc:
         print(f"\nmake run: {exc}", file=sys.stderr, flush=True)
         code = 1
     finally:
         _install_handlers(while_stopping)
+        started_any = bool(stack.units)
         stack.stop()
         with contextlib.suppress(FileNotFoundError):
             state_file.unlink()
-        print("stopped.", flush=True)
+        if started_any:
+            print("stopped.", flush=True)
     return code
 
 

@@ -7,6 +7,7 @@ Each server runs on loopback with its data under a directory we own, is started 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import hashlib
 import os
@@ -21,6 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_USER_CANDIDATES = ("postgres", "rdc")
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """A `preexec_fn`: the child gets SIGTERM when the process that started it dies, even by SIGKILL.
+
+    Only for servers started from the main thread (Linux ties this to the starting thread).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _preexec(enabled: bool):
+    return die_with_parent if enabled else None
 
 
 class MissingBinary(RuntimeError):
@@ -120,6 +135,32 @@ def _reachable_by(account: pwd.struct_passwd, path: Path) -> bool:
     return True
 
 
+RELOCATED_ROOT = Path("/var/lib/rdc")
+
+
+def collect_orphaned_clusters(keep: Path | None = None, root: Path | None = None) -> list[Path]:
+    """Delete relocated clusters whose link (recorded in their `owner` file) no longer points at them.
+
+    A cluster still running, or without an `owner` file, is never touched. Returns what was deleted.
+    """
+    root = root or RELOCATED_ROOT
+    deleted = []
+    if not root.is_dir():
+        return deleted
+    for entry in root.iterdir():
+        owner = entry / "owner"
+        if entry == keep or not owner.is_file():
+            continue
+        link = Path(owner.read_text().strip())
+        if link.is_symlink() and Path(os.readlink(link)) == entry / "pg":
+            continue
+        if Postgres._running(entry / "pg"):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        deleted.append(entry)
+    return deleted
+
+
 @dataclass
 class Postgres:
     """A private PostgreSQL cluster: `initdb` on first use, reused afterwards."""
@@ -129,6 +170,7 @@ class Postgres:
     logfile: Path
     proc: subprocess.Popen | None = field(default=None, init=False)
     user: str = "postgres"
+    die_with_parent: bool = False
 
     @property
     def url(self) -> str:
@@ -142,14 +184,19 @@ class Postgres:
             # The repository sits where the postgres account cannot go (root's 0700 home):
             # keep the cluster under /var/lib and leave a link where the user looks for it.
             # A stable name (not hash(), which changes per process), so a second run finds the data.
-            key = hashlib.sha256(str(self.datadir.parent.resolve() / self.datadir.name).encode()).hexdigest()[:16]
-            real = Path("/var/lib/rdc") / key
+            link = self.datadir.parent.resolve() / self.datadir.name
+            key = hashlib.sha256(str(link).encode()).hexdigest()[:16]
+            real = RELOCATED_ROOT / key
             real.mkdir(parents=True, exist_ok=True)
             os.chown(real, account.pw_uid, account.pw_gid)
             if not self.datadir.is_symlink():
                 if self.datadir.exists():
                     shutil.rmtree(self.datadir)
                 self.datadir.symlink_to(real / "pg")
+            # Who links here: lets a later start delete clusters whose link is gone (a deleted
+            # .local, a test run's temporary directory) instead of piling them up.
+            (real / "owner").write_text(str(link))
+            collect_orphaned_clusters(keep=real)
             datadir = Path(os.readlink(self.datadir))
         else:
             datadir = self.datadir
@@ -175,7 +222,8 @@ class Postgres:
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={datadir}",
              "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=200",
              "-c", "shared_buffers=256MB", "-c", "max_wal_size=4GB", "-c", "timezone=UTC"],
-            stdout=log, stderr=log, cwd="/", start_new_session=True, **run_as,
+            stdout=log, stderr=log, cwd="/", start_new_session=True,
+            preexec_fn=_preexec(self.die_with_parent), **run_as,
         )
         wait_port(self.port, timeout, self.proc, "PostgreSQL")
         self._wait_ready(timeout)
@@ -240,6 +288,7 @@ class Redis:
     port: int
     logfile: Path
     proc: subprocess.Popen | None = field(default=None, init=False)
+    die_with_parent: bool = False
 
     @property
     def url(self) -> str:
@@ -254,6 +303,7 @@ class Redis:
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
              "--logfile", str(self.logfile), "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", start_new_session=True,
+            preexec_fn=_preexec(self.die_with_parent),
         )
         wait_port(self.port, timeout, self.proc, "Redis")
 
@@ -309,6 +359,7 @@ class Nginx:
     rate_limit: str = "50r/s"
     burst: int = 100
     host: str = "127.0.0.1"
+    die_with_parent: bool = False
     proc: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -379,6 +430,7 @@ http {{
         self.proc = subprocess.Popen(
             self._command(binary, conf),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", start_new_session=True,
+            preexec_fn=_preexec(self.die_with_parent),
         )
         try:
             wait_port(self.port, timeout, self.proc, "NGINX")

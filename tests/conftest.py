@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -57,7 +59,8 @@ def pg(tmp_path_factory) -> PgHandle:
     if url := os.environ.get("RDC_TEST_DATABASE_URL"):
         yield PgHandle(None, url)
         return
-    base = tmp_path_factory.mktemp("pg")
+    # Not under pytest's 0700 tmp dir: PostgreSQL runs as its own account and must reach it.
+    base = Path(tempfile.mkdtemp(prefix="rdc-test-pg-"))
     os.chmod(base, 0o755)
     server = Postgres(datadir=base / "data", port=free_port(), logfile=base / "postgres.log")
     server.start()
@@ -65,6 +68,7 @@ def pg(tmp_path_factory) -> PgHandle:
         yield PgHandle(server, _with_db(server.url, "postgres"))
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -287,13 +287,16 @@ async def test_forced_logout_reconnects_without_a_storm(sim, database_url, redis
         await asyncio.sleep(2)
         sim.forced_logout()
         assert await wait_until(lambda: _closed_gaps(database_url, "forced_logout", len(SYMBOLS)), 30)
-        conn = await asyncpg.connect(database_url)
-        await asyncio.sleep(3)
-        assert sim.stats()["connections"] <= 2  # one ticker, one history: no pile of sessions
-        await conn.close()
+        # one ticker and one history session once things settle: no pile of sessions
+        assert await wait_until(lambda: _connections_at_most(sim, 2), 15)
+        assert len(c.gaps._reconnects) <= 3
     finally:
         await c.stop()
     await _assert_trades_complete(sim, database_url)
+
+
+async def _connections_at_most(sim, n):
+    return sim.stats()["connections"] <= n
 
 
 async def test_redis_stopped_while_subscriptions_are_requested(sim, database_url, tmp_path):

@@ -30,6 +30,7 @@ class StubApi(http.server.BaseHTTPRequestHandler):
     """Answers every request with JSON naming the path it got; /api/fail answers the API's own 503."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     seen: list[str] = []
 
     def _reply(self) -> None:
@@ -55,7 +56,7 @@ class StubApi(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def stub_api():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     StubApi.seen = []
     yield server

@@ -41,6 +41,7 @@ def test_symbols_entries_products_contracts_and_exchanges():
     ({**BASE, "RITHMIC_CA_FILE": "/no/such.pem"}, "RITHMIC_CA_FILE"),
     ({**BASE, "REDIS_URL": "mysql://x"}, "REDIS_URL"),
     ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ({**BASE, "DB_SSLMODE": "sometimes"}, "DB_SSLMODE"),
 ])
 def test_bad_settings_stop_start_up_with_the_setting_named(env, needle):
     with pytest.raises(ConfigError, match=needle):
@@ -80,6 +81,9 @@ def test_credentials_from_secrets_manager():
     assert (s.rithmic_user, s.rithmic_password.value, s.rithmic_system_name) == ("bob", "pw", "Rithmic 01")
     assert s.database_url.value == "postgresql://rdc:p%40ss%2Fword@db.internal:5432/rdc"
     assert s.redis_url.value == "rediss://:tok%2Fen@cache:6380/0"
+    tls = load_settings({"CONFIG_FILE": "/x", "RITHMIC_SECRET_ID": r["ARN"], "DB_SECRET_ID": d["ARN"],
+                         "DB_SSLMODE": "require"}, secrets_client=sm)
+    assert tls.database_url.value.endswith("/rdc?sslmode=require")  # RDS forces TLS
 
 
 @mock_aws
