@@ -12,7 +12,14 @@ For Lambda, `package.sh` vendors rdc_common before `chalice package`.
 """
 
 from chalice import Chalice, ConvertToMiddleware
-from chalicelib import routes_data, routes_docs, routes_fallback, routes_health, routes_subscriptions
+from chalicelib import (
+    routes_data,
+    routes_docs,
+    routes_fallback,
+    routes_gaps,
+    routes_health,
+    routes_subscriptions,
+)
 from chalicelib.middleware import guard, request_context
 from chalicelib.observability import logger, metrics, tracer
 
@@ -28,6 +35,7 @@ app.register_middleware(guard, "http")
 
 app.register_blueprint(routes_health.bp)
 app.register_blueprint(routes_data.bp)
+app.register_blueprint(routes_gaps.bp)
 app.register_blueprint(routes_subscriptions.bp)
 app.register_blueprint(routes_docs.bp)
 # Last, so the catch-alls never shadow a real route.

@@ -104,6 +104,10 @@ def _schemas() -> dict[str, dict]:
         "Subscription": _obj({"symbol": STR, "exchange": STR, "desired": BOOL,
                               "status": {"type": "string", "enum": ["pending", "active", "failed", "unsubscribed"]},
                               "reason": _nullable(STR), "requested_at": TS, "status_since": TS}),
+        "Gap": _obj({"start": TS, "end": _nullable(TS), "cause": STR, "dropped_rows": INT, "backfilled": BOOL,
+                     "backfilled_rows": INT, "recorded_at": TS}),
+        "Gaps": _obj({"symbol": STR, "start": TS, "end": TS, "count": INT,
+                      "data": {"type": "array", "items": _ref("Gap")}}),
         "Subscriptions": _obj({"count": INT, "subscriptions": {"type": "array", "items": _ref("Subscription")}}),
     }
 
@@ -204,10 +208,10 @@ def document(settings: Settings | None = None) -> dict:
             "getHealth", "PostgreSQL and Redis reachability, and the collector's heartbeat",
             _json(_ref("Health"), "Both answer"), open_route=True)},
         "/api/stats": {"get": _operation(
-            "getStats", "Row counts and time spans per table (counters and planner estimates)",
+            "getStats", "Row counts and time spans per table, from counters maintained with every batch",
             _json(_ref("Stats"), "Statistics"), errors={"503": bad["503"]})},
         "/api/symbols": {"get": _operation(
-            "getSymbols", "Symbols with data in the last 24 hours (counts are planner estimates)",
+            "getSymbols", "Symbols with data in the last 24 hours, with exact counts",
             _json(_ref("Symbols"), "Symbols"), errors={"503": bad["503"]})},
         "/api/ticks/{symbol}": raw_rows(TICKS, "getTicks", "Trades, newest first unless order=asc", "TicksPage"),
         "/api/level2/{symbol}": raw_rows(LEVEL2, "getLevel2", "Order-book messages as stored", "Level2Page"),
@@ -236,6 +240,10 @@ def document(settings: Settings | None = None) -> dict:
                 errors={"400": "Malformed symbol or exchange", "413": "Body over the size limit",
                         "503": "PostgreSQL unreachable (nothing was queued)"}),
         },
+        "/api/gaps/{symbol}": {"get": _operation(
+            "getGaps", "Recorded outages of the stream (cause, rows dropped) and whether their trades were backfilled",
+            _json(_ref("Gaps"), "Gaps overlapping [start, end), oldest first"),
+            parameters=[p["symbol"], p["start"], p["end"]], errors=bad)},
         "/api/subscriptions": {"get": _operation(
             "getSubscriptions", "The desired subscription set with the collector's status for each",
             _json(_ref("Subscriptions"), "Subscriptions"), errors={"503": bad["503"]})},

@@ -179,3 +179,12 @@ SELECT symbol, exchange, desired, status, reason, requested_at, status_since
 FROM subscriptions
 ORDER BY symbol
 """
+
+# Gaps that overlap [$2, $3): an open gap (no end yet) overlaps everything after its start.
+GAPS_OVERLAPPING = """
+SELECT gap_start, gap_end, cause, dropped_rows, backfilled, backfilled_rows, recorded_at
+FROM gaps
+WHERE symbol = $1 AND gap_start < $3 AND coalesce(gap_end, 'infinity'::timestamptz) >= $2
+ORDER BY gap_start, id
+LIMIT $4
+"""
