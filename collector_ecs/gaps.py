@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .parsing import TICK, trades_from_history
-from .rithmic_internals import abort_connection, heartbeat_interval, set_reconnect_floor
+from .rithmic_internals import abort_connection, heartbeat_interval, plant_ready, set_reconnect_floor
 
 STORM_WINDOW_S = 60.0
 STORM_FREE_RECONNECTS = 3  # per window, before each further one waits longer
@@ -159,6 +159,10 @@ class GapManager:
         for attempt in range(0 if too_long else 5):
             if stop.is_set():
                 break
+            for _ in range(60):  # up to 30 s for the history plant to finish reconnecting
+                if plant_ready(self.session.history) or stop.is_set():
+                    break
+                await asyncio.sleep(0.5)
             try:
                 ticks = await self.session.historical_trades(
                     gap.symbol, gap.exchange, gap.start, gap.end + dt.timedelta(seconds=1))

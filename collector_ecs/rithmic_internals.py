@@ -43,7 +43,7 @@ def check_compatibility() -> None:
         if not callable(getattr(BasePlant, name, None)):
             problems.append(f"BasePlant.{name} is gone")
     src = "".join(inspect.getsource(cls) for cls in BasePlant.__mro__ if cls.__module__.startswith("async_rithmic"))
-    for needle in ("self._recv_loop()", "_disconnect_event", "_inbound_queue", "_subscriptions",
+    for needle in ("self._recv_loop()", "_disconnect_event", "_reconnected_event", "_inbound_queue", "_subscriptions",
                    "heartbeat_interval", "ssl=self.ssl_context"):
         if needle not in src:
             problems.append(f"async_rithmic no longer uses {needle}")
@@ -208,6 +208,12 @@ def set_reconnect_floor(client: RithmicClient, seconds: float) -> None:
     settings = client.reconnection_settings
     if isinstance(settings, StormGuardReconnection):
         settings.floor_s = seconds
+
+
+def plant_ready(plant: BasePlant) -> bool:
+    """Connected and not in the middle of the library's reconnect: a request sent during a
+    reconnect makes async_rithmic reconnect twice and leak a WebSocket."""
+    return plant.is_connected and plant._reconnected_event.is_set()
 
 
 def heartbeat_interval(plant: BasePlant) -> float:

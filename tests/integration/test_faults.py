@@ -280,7 +280,10 @@ async def test_stall_is_detected_reconnected_and_recorded(sim, database_url, red
     await _assert_trades_complete(sim, database_url)
 
 
-async def test_forced_logout_reconnects_without_a_storm(sim, database_url, redis_url, tmp_path):
+async def test_forced_logout_reconnects_without_a_storm(database_url, redis_url, tmp_path):
+    # A short heartbeat interval, so any session left behind is dropped by the gateway quickly.
+    sim = SimulatorProcess(seed=23, rate=250, heartbeat_interval=5)
+    sim.start()
     c = _new_collector(sim, database_url, redis_url, tmp_path)
     await c.start()
     try:
@@ -290,9 +293,12 @@ async def test_forced_logout_reconnects_without_a_storm(sim, database_url, redis
         # one ticker and one history session once things settle: no pile of sessions
         assert await wait_until(lambda: _connections_at_most(sim, 2), 15)
         assert len(c.gaps._reconnects) <= 3
-    finally:
         await c.stop()
-    await _assert_trades_complete(sim, database_url)
+        await _assert_trades_complete(sim, database_url)
+    finally:
+        if c.stop_event is not None and not c.stop_event.is_set():
+            await c.stop()
+        sim.stop()
 
 
 async def _connections_at_most(sim, n):
