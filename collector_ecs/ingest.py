@@ -24,7 +24,6 @@ from .parsing import (
     decode_trade,
     template_id,
 )
-from .rithmic_internals import FrameSink
 
 log = logging.getLogger("collector.ingest")
 _now = dt.datetime.now
@@ -33,7 +32,9 @@ T_FORCED_LOGOUT = 77
 _SNAPSHOT = "SNAPSHOT_IMAGE"
 
 
-class Ingest(FrameSink):
+class Ingest:
+    """The collector's FrameSink (see rithmic_internals.install_fast_path)."""
+
     def __init__(self, writer, on_disconnect=None, on_forced_logout=None, on_first_trade=None):
         self.writer = writer
         self.quotes = QuoteBook()
@@ -52,7 +53,7 @@ class Ingest(FrameSink):
         self.untrusted_books: set[str] = set()
         self.pending_answers: dict[str, asyncio.Future] = {}
 
-    # FrameSink -----------------------------------------------------------------------
+    # the FrameSink protocol -----------------------------------------------------------------------
     @property
     def full(self) -> bool:
         return self.writer.full

@@ -95,7 +95,9 @@ class Metrics:
         now = int(time.time() * 1000)
         names = list(self._counts) + list(self._gauges)
         doc = {"_aws": {"Timestamp": now, "CloudWatchMetrics": [{
-            "Namespace": NAMESPACE, "Dimensions": [["Collector"]],
+            # No dimensions: one collector per deployment, and the dashboard and alarms read
+            # these metrics plain. The collector id rides along as a property for searches.
+            "Namespace": NAMESPACE, "Dimensions": [[]],
             "Metrics": [{"Name": n, "Unit": "Count" if n in self._counts else "None"} for n in names]}]},
             "Collector": collector_id, **self._counts, **self._gauges}
         self._emit(json.dumps(doc))

@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import ssl
 from collections.abc import Callable
+from typing import Protocol
 
 from async_rithmic import RithmicClient
 from async_rithmic import protocol_buffers as pb
@@ -96,19 +97,17 @@ def make_client(*, user: str, password: str, system_name: str, app_name: str, ap
     return client
 
 
-class FrameSink:
-    """What the fast receive loop hands frames to (implemented by the collector's ingest)."""
+class FrameSink(Protocol):
+    """What the fast receive loop hands frames to (the collector's Ingest)."""
 
-    full: bool
+    @property
+    def full(self) -> bool: ...
 
-    def handle(self, frame: bytes) -> bool:  # True: consumed; False: pass to async_rithmic
-        raise NotImplementedError
+    def handle(self, frame: bytes) -> bool: ...  # True: consumed; False: pass on to async_rithmic
 
-    async def wait_for_space(self) -> None:
-        raise NotImplementedError
+    async def wait_for_space(self) -> None: ...
 
-    def on_connection_lost(self, exc: BaseException | None) -> None:
-        raise NotImplementedError
+    def on_connection_lost(self, exc: BaseException | None) -> None: ...
 
 
 def install_fast_path(plant: BasePlant, sink: FrameSink) -> None:

@@ -54,7 +54,7 @@ class Collector:
             await self.control.maintain()
         self.ingest = Ingest(self.writer)
         self.session = RithmicSession(s, self.ingest, secrets_client=self._secrets_client)
-        self.subs = SubscriptionManager(self.session, self.control, _redis_url(s), consumer=s.collector_id)
+        self.subs = SubscriptionManager(self.session, self.control, s.redis_url.value, consumer=s.collector_id)
         self.gaps = GapManager(self.session, self.ingest, self.writer, self.control, lambda: self.subs.active,
                                s.spool_dir, s.stall_timeout_s, self.metrics)
         self.subs.gaps = self.gaps
@@ -134,7 +134,7 @@ class Collector:
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         last_n, last_t = self.ingest.messages, time.monotonic()
         last_rows = dict(self.writer.rows_written)
-        last_metrics = time.monotonic()
+        last_metrics, metrics_n = time.monotonic(), self.ingest.messages
         while not stop.is_set():
             await asyncio.sleep(2.0)
             now = time.monotonic()
@@ -155,9 +155,10 @@ class Collector:
                 for table in COLUMNS:
                     self.metrics.rows(table, self.writer.rows_written[table] - last_rows[table])
                 last_rows = dict(self.writer.rows_written)
-                self.metrics.count("MessagesReceived", 0)
+                self.metrics.count("MessagesReceived", self.ingest.messages - metrics_n)
+                self.metrics.gauge("MalformedFramesTotal", self.ingest.malformed)
                 self.metrics.flush(self.settings.collector_id)
-                last_metrics = now
+                last_metrics, metrics_n = now, self.ingest.messages
 
     async def _maintenance(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -166,10 +167,6 @@ class Collector:
             except TimeoutError:
                 with contextlib.suppress(Exception):
                     await self.control.maintain()
-
-
-def _redis_url(s: Settings) -> str:
-    return s.redis_url.value
 
 
 async def run(settings: Settings) -> int:
