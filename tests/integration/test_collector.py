@@ -116,6 +116,7 @@ async def test_live_subscribe_unknown_symbol_and_unsubscribe(sim, database_url, 
         _queue_command(redis_url, "unsubscribe", "NQZ6", "CME")
         row = await wait_until(lambda: _unsubscribed(database_url), 10)
         assert row
+        await asyncio.sleep(0.5)  # rows read before the gateway's answer are still being committed
         before = await _ticks(database_url, "NQZ6")
         await asyncio.sleep(1.0)
         assert await _ticks(database_url, "NQZ6") == before
