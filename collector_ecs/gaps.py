@@ -55,6 +55,7 @@ class GapManager:
         self.backfill_max_s = backfill_max_s
         self._cause_hint: str | None = None
         self._reconnects: list[float] = []
+        self._current: OpenGap | None = None
 
     # -- events from the ingest path (synchronous) -----------------------------------
     def on_disconnect(self, cause: str) -> None:
@@ -145,20 +146,41 @@ class GapManager:
 
     # -- tasks -------------------------------------------------------------------------
     async def run_backfill(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        """Backfill closed gaps one at a time; after `stop`, finish what is queued (the
+        shutdown path bounds how long) rather than drop it."""
+        while not (stop.is_set() and self._backfills.empty()):
             try:
-                gap = await asyncio.wait_for(self._backfills.get(), timeout=1.0)
+                gap = await asyncio.wait_for(self._backfills.get(), timeout=0.5)
             except TimeoutError:
                 continue
+            self._current = gap
             await self._backfill(gap, stop)
+            self._current = None
+
+    async def record_unfinished(self) -> None:
+        """At shutdown: every outage not yet recorded becomes a gap record (not backfilled);
+        the next start's restart gap covers the same span and backfills it."""
+        pending = [g for g in (self._current,) if g is not None]
+        while not self._backfills.empty():
+            pending.append(self._backfills.get_nowait())
+        pending += list(self.open.values())
+        for gap in pending:
+            record = {"symbol": gap.symbol, "exchange": gap.exchange, "start": gap.start.isoformat(),
+                      "end": (gap.end or gap.start).isoformat(), "cause": gap.cause, "dropped_rows": 0}
+            try:
+                await self.control.open_gap(gap.symbol, gap.exchange, gap.start, gap.end, gap.cause)
+            except Exception:
+                await asyncio.to_thread(self._append_pending, [record])
+        self.open.clear()
+        self._current = None
 
     async def _backfill(self, gap: OpenGap, stop: asyncio.Event) -> None:
         rows: list[tuple] = []
         backfilled = False
         too_long = (gap.end - gap.start).total_seconds() > self.backfill_max_s
         for attempt in range(0 if too_long else 5):
-            if stop.is_set():
-                break
+            if stop.is_set() and attempt > 0:
+                break  # shutting down: one attempt, no retries
             for _ in range(60):  # up to 30 s for the history plant to finish reconnecting
                 if plant_ready(self.session.history) or stop.is_set():
                     break
@@ -183,6 +205,7 @@ class GapManager:
             "end": gap.end.isoformat(), "backfilled_rows": len(rows)}})
         record = {"symbol": gap.symbol, "exchange": gap.exchange, "start": gap.start.isoformat(),
                   "end": gap.end.isoformat(), "cause": gap.cause, "dropped_rows": 0}
+        self._current = None  # from here on, this gap's record is this method's to write
         try:
             gap_id = await self.control.open_gap(gap.symbol, gap.exchange, gap.start, gap.end, gap.cause)
             await self.control.close_gap(gap_id, gap.end, backfilled, len(rows))

@@ -105,12 +105,19 @@ class Collector:
                 await asyncio.wait_for(asyncio.gather(
                     *(self.session.unsubscribe(sym, exch, timeout=2.0) for sym, exch in self.subs.active.items()),
                     return_exceptions=True), timeout=3.0)
-        if self.session is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.session.stop(timeout=2.0), timeout=3.0)
+        # Backfills already under way may finish while the history plant is still up
+        # (bounded: SIGTERM must end within 10 s); whatever is left is recorded, not lost.
+        backfill = next((t for t in self._tasks if t.get_name() == "backfill"), None)
+        if backfill is not None:
+            await asyncio.wait({backfill}, timeout=3.0)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.gaps is not None:
+            await self.gaps.record_unfinished()
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.session.stop(timeout=2.0), timeout=3.0)
         if self.writer is not None:
             await self.writer.close()
         await self._event("disconnected", "shutdown")
