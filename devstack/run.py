@@ -277,6 +277,15 @@ def banner(plan: Plan, today: dt.date) -> str:
     )
     new_symbol = front_month(PRODUCTS["YM"], today).symbol
     pg_where = f"  (data in {plan.local_dir / 'pg'})" if plan.starts("postgres") else "  (yours)"
+    # Never the keys themselves: the banner ends up in terminals, CI logs and screenshots.
+    keys = [k for k in plan.envs["api"].get("API_KEYS", "").split(",") if k.strip()]
+    if keys:
+        access = f"on ({len(keys)} in API_KEYS): every request but /health needs -H 'x-api-key: <key>'"
+        key = " -H 'x-api-key: <key>'"
+    else:
+        access = ("off: whoever reaches the URL reads the data and changes subscriptions.\n"
+                  "                   Turn them on with API_KEYS=key1,key2 make run (or API_KEYS= in .env)")
+        key = ""
     redis_where = f"  (data in {plan.local_dir / 'redis'})" if plan.starts("redis") else "  (yours)"
     return f"""
 RithmicDataCollector is running; market data from {market}.
@@ -286,14 +295,15 @@ RithmicDataCollector is running; market data from {market}.
   Redis            {mask_url(plan.redis_url)}{redis_where}
   Symbols          {plan.symbols}  ->  {', '.join(front)}
   Logs             {logs}/{{{','.join(names)}}}.log
+  API keys         {access}
 
 Try:
   curl {url}/health
-  curl {url}/api/symbols
-  curl '{url}/api/ticks/{first}?limit=10'
-  curl '{url}/api/level2/{first}?limit=5'
-  curl -X POST {url}/api/subscribe/{new_symbol} -H 'Content-Type: application/json' -d '{{}}'
-  curl {url}/api/stats
+  curl{key} {url}/api/symbols
+  curl{key} '{url}/api/ticks/{first}?limit=10'
+  curl{key} '{url}/api/level2/{first}?limit=5'
+  curl{key} -X POST {url}/api/subscribe/{new_symbol} -H 'Content-Type: application/json' -d '{{}}'
+  curl{key} {url}/api/stats
   tail -f {plan.log_file('collector')}
 
 Ctrl-C stops everything.

@@ -50,6 +50,13 @@ class NotFound(ApiError):
     title = "Not found"
 
 
+class Conflict(ApiError):
+    """A well-formed request that contradicts what is stored (it would be fine against other state)."""
+
+    status = 409
+    title = "Conflict"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     title = "Payload too large"

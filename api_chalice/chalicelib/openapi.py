@@ -30,6 +30,10 @@ TS = {"type": "string", "format": "date-time"}
 INT = {"type": "integer"}
 NUM = {"type": "number"}
 BOOL = {"type": "boolean"}
+# A time in a query: an RFC 3339 date-time with an offset, or epoch seconds / milliseconds.
+TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "pattern": params.EPOCH_PATTERN}]}
+# next_cursor as issued: unpadded URL-safe base64.
+CURSOR = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 512}
 
 
 def _obj(properties: dict[str, dict], required: list[str] | None = None, **extra: Any) -> dict:
@@ -97,8 +101,10 @@ def _schemas() -> dict[str, dict]:
             "symbol": STR, "exchange": STR, "tick_count": INT, "last_tick_update": _nullable(TS),
             "level2_count": INT, "last_level2_update": _nullable(TS)})},
             "estimated": {"type": "array", "items": STR}}),
-        "SubscriptionBody": _obj({"exchange": {"type": "string", "enum": list(params.EXCHANGES)}}, required=[],
-                                 additionalProperties=False),
+        # null, {} and {"exchange": null} all mean "infer the exchange from the product".
+        "SubscriptionBody": _obj({"exchange": {"type": "string", "enum": [*params.EXCHANGES, None], "nullable": True,
+                                               "description": "Left out or null: inferred from the product"}},
+                                 required=[], additionalProperties=False, nullable=True),
         "SubscriptionResult": _obj({"status": {"type": "string", "enum": ["subscribed", "unsubscribed"]},
                                     "symbol": STR, "exchange": STR, "message": STR}),
         "Subscription": _obj({"symbol": STR, "exchange": STR, "desired": BOOL,
@@ -121,16 +127,16 @@ def _parameters(settings: Settings) -> dict[str, dict]:
                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,3}[FGHJKMNQUVXZfghjkmnquvxz][0-9]$"}},
         "start": {"name": "start", "in": "query", "required": False,
                   "description": f"Inclusive lower bound: {TIME_FORMATS}. Alone, it means [start, start + {days} "
-                                 f"days)", "schema": STR},
+                                 f"days)", "schema": TIME},
         "end": {"name": "end", "in": "query", "required": False,
                 "description": f"Exclusive upper bound, same formats. Alone, it means [end - {days} days, end). "
-                               f"end - start may be at most {days} days", "schema": STR},
+                               f"end - start may be at most {days} days", "schema": TIME},
         "order": {"name": "order", "in": "query", "required": False,
                   "description": "desc: newest first (default); asc: oldest first",
                   "schema": {"type": "string", "enum": list(params.ORDERS), "default": "desc"}},
         "cursor": {"name": "cursor", "in": "query", "required": False,
                    "description": "next_cursor of the previous page: continues exactly after its last row "
-                                  "(start, end and order come from it)", "schema": STR},
+                                  "(start, end and order come from it)", "schema": CURSOR},
         "interval": {"name": "interval", "in": "query", "required": False,
                      "schema": {"type": "string", "enum": list(params.INTERVALS), "default": "1m"}},
         "bars_start": {"name": "start", "in": "query", "required": False,
@@ -138,12 +144,12 @@ def _parameters(settings: Settings) -> dict[str, dict]:
                                       f"before end. At most {days} days before end for intraday bars "
                                       f"(and {params.MAX_BARS_BUCKETS} buckets), "
                                       f"{settings.max_daily_bars_range.days} days for 1d bars",
-                       "schema": STR},
+                       "schema": TIME},
         "bars_end": {"name": "end", "in": "query", "required": False,
-                     "description": "Exclusive, same formats. Default: now", "schema": STR},
+                     "description": "Exclusive, same formats. Default: now", "schema": TIME},
         "at": {"name": "at", "in": "query", "required": False,
                "description": f"The instant to rebuild the book at (every message with timestamp <= at "
-                              f"applied): {TIME_FORMATS}. Default: now", "schema": STR},
+                              f"applied): {TIME_FORMATS}. Default: now", "schema": TIME},
         "depth": {"name": "depth", "in": "query", "required": False,
                   "description": f"Price levels per side; larger values are capped to {params.MAX_DEPTH}",
                   "schema": {"type": "integer", "minimum": 1, "default": params.DEFAULT_DEPTH}},
@@ -237,8 +243,9 @@ def document(settings: Settings | None = None) -> dict:
             "delete": _operation(
                 "unsubscribe", "Ask the collector to stop recording a symbol",
                 _json(_ref("SubscriptionResult"), "Queued durably"), parameters=[p["symbol"]], body=True,
-                errors={"400": "Malformed symbol or exchange", "413": "Body over the size limit",
-                        "503": "PostgreSQL unreachable (nothing was queued)"}),
+                errors={"400": "Malformed symbol or exchange, or an unknown product without its exchange",
+                        "409": "The symbol is subscribed on another exchange than the one sent (nothing changed)",
+                        "413": "Body over the size limit", "503": "PostgreSQL unreachable (nothing was queued)"}),
         },
         "/api/gaps/{symbol}": {"get": _operation(
             "getGaps", "Recorded outages of the stream (cause, rows dropped) and whether their trades were backfilled",

@@ -50,11 +50,19 @@ _MAX_CURSOR_CHARS = 512
 _MAX_TIME_CHARS = 64
 
 _DIGITS = re.compile(r"^[0-9]+$")
-_EPOCH_RE = re.compile(r"^[0-9]{1,16}(\.[0-9]{1,9})?$")
+# Epoch seconds or milliseconds. At most 14 digits (milliseconds up to the year 5138), so every
+# number this accepts is a time a datetime can hold; /openapi.json publishes the same pattern.
+EPOCH_PATTERN = r"^[0-9]{1,14}(\.[0-9]{1,9})?$"
+_EPOCH_RE = re.compile(EPOCH_PATTERN)
+_LONG_NUMBER = re.compile(r"^[0-9]{15,}(\.[0-9]*)?$")
 # A '+' in a query string arrives as a space when the client did not encode it.
 _SPACED_OFFSET = re.compile(r"^(.*\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
 # Epoch numbers at or above this are milliseconds (1e11 seconds is the year 5138).
 _MS_THRESHOLD = 100_000_000_000
+# The instants a datetime can hold. An ISO time at an edge (0001-01-01T00:00:00+14:00, or a range
+# that runs past 9999-12-31) is clamped to them: nothing was recorded there either way.
+EARLIEST = dt.datetime.min.replace(tzinfo=UTC)
+LATEST = dt.datetime.max.replace(tzinfo=UTC)
 
 
 # -- symbols and exchanges --------------------------------------------------------------
@@ -177,18 +185,18 @@ def parse_time(raw: str, name: str) -> dt.datetime:
     text = raw.strip()
     if not text or len(text) > _MAX_TIME_CHARS:
         raise BadRequest(allowed, title="Invalid time")
+    if _LONG_NUMBER.match(text):
+        raise BadRequest(allowed + f"; {raw[:32]!r} is out of range (epoch milliseconds have 13 digits; "
+                         f"microseconds and nanoseconds are not accepted)", title="Invalid time")
     if _EPOCH_RE.match(text):
         value = float(text) if "." in text else int(text)
-        try:
-            if value >= _MS_THRESHOLD:
-                ms = int(text.split(".")[0])
-                return EPOCH + dt.timedelta(milliseconds=ms)
-            if isinstance(value, int):
-                return EPOCH + dt.timedelta(seconds=value)
-            whole, frac = text.split(".")
-            return EPOCH + dt.timedelta(seconds=int(whole), microseconds=int(frac[:6].ljust(6, "0")))
-        except OverflowError:
-            raise BadRequest(allowed + "; this number is out of range", title="Invalid time") from None
+        if value >= _MS_THRESHOLD:
+            ms = int(text.split(".")[0])
+            return EPOCH + dt.timedelta(milliseconds=ms)
+        if isinstance(value, int):
+            return EPOCH + dt.timedelta(seconds=value)
+        whole, frac = text.split(".")
+        return EPOCH + dt.timedelta(seconds=int(whole), microseconds=int(frac[:6].ljust(6, "0")))
     m = _SPACED_OFFSET.match(text)
     if m:
         text = f"{m.group(1)}+{m.group(2)}"
@@ -198,7 +206,18 @@ def parse_time(raw: str, name: str) -> dt.datetime:
         raise BadRequest(allowed + f", not {raw[:32]!r}", title="Invalid time") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise BadRequest(allowed + f"; {raw[:32]!r} has no UTC offset", title="Invalid time")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 with a positive offset, 9999-12-31 with a negative one
+        return EARLIEST if value.year == dt.MINYEAR else LATEST
+
+
+def shift(value: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """value + delta, clamped to the instants a datetime can hold (a range may run past 9999-12-31)."""
+    try:
+        return value + delta
+    except OverflowError:
+        return LATEST if delta > dt.timedelta(0) else EARLIEST
 
 
 def _span(delta: dt.timedelta) -> str:
@@ -223,9 +242,9 @@ def resolve_window(start_raw: str | None, end_raw: str | None, max_range: dt.tim
     if start is not None and end is not None:
         check_range(start, end, max_range, what)
     elif start is not None:
-        end = start + max_range
+        end = shift(start, max_range)
     elif end is not None:
-        start = end - max_range
+        start = shift(end, -max_range)
     return start, end
 
 
@@ -250,13 +269,17 @@ def bars_window(start_raw: str | None, end_raw: str | None, interval_name: str, 
         what = f"{interval_name} bars"
     start = parse_time(start_raw, "start") if start_raw is not None else None
     end = parse_time(end_raw, "end") if end_raw is not None else None
+    if start is not None and end is not None:
+        check_range(start, end, longest, what)
+        return start, end
+    # A bound worked out here is never further than `longest` from the given one (it may be empty
+    # at the very end of time, where a clamped start leaves no room).
     if end is None:
-        end = now if start is None else min(now, start + longest)
+        end = now if start is None else min(now, shift(start, longest))
         if start is not None and end <= start:
-            end = start + longest
+            end = shift(start, longest)
     if start is None:
-        start = end - min(longest, interval * DEFAULT_BARS_BUCKETS)
-    check_range(start, end, longest, what)
+        start = shift(end, -min(longest, interval * DEFAULT_BARS_BUCKETS))
     return start, end
 
 
@@ -297,8 +320,8 @@ def encode_cursor(c: Cursor) -> str:
 
 _BAD_CURSOR = "cursor is not one this API issued: pass next_cursor from the previous response unchanged"
 _I64 = (-(1 << 63), (1 << 63) - 1)
-# Microseconds from the epoch of 0001-01-01 and 9999-12-31, the range a datetime can hold.
-_US_RANGE = (-62135596800 * 1_000_000, 253402300799 * 1_000_000)
+# Microseconds from the epoch of 0001-01-01 and 9999-12-31T23:59:59.999999, the range a datetime can hold.
+_US_RANGE = (-62135596800 * 1_000_000, 253402300799 * 1_000_000 + 999_999)
 
 
 def decode_cursor(raw: str) -> Cursor:

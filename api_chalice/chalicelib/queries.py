@@ -158,12 +158,17 @@ SET exchange = EXCLUDED.exchange, desired = true, status = 'pending', reason = N
 RETURNING symbol, exchange, requested_at
 """
 
-# Unsubscribing a symbol the table knows keeps its exchange.
+# Unsubscribing a symbol the table knows keeps its exchange; $2, when given, must be that exchange
+# (otherwise nothing changes and the caller answers a conflict).
 UNSUBSCRIBE_KNOWN = """
 UPDATE subscriptions
 SET desired = false, status = 'pending', reason = NULL, requested_at = now(), status_since = now()
-WHERE symbol = $1
+WHERE symbol = $1 AND ($2::text IS NULL OR exchange = $2::text)
 RETURNING symbol, exchange, requested_at
+"""
+
+SUBSCRIPTION_EXCHANGE = """
+SELECT exchange FROM subscriptions WHERE symbol = $1
 """
 
 UNSUBSCRIBE_NEW = """

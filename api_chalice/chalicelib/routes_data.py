@@ -142,7 +142,7 @@ def get_book(symbol):
     q = _query()
     at = params.parse_time(q["at"], "at") if q.get("at") is not None else dt.datetime.now(UTC)
     depth = params.parse_depth(q.get("depth"))
-    lookback = at - settings.max_range
+    lookback = params.shift(at, -settings.max_range)
 
     async def load(conn: asyncpg.Connection):
         snapshot_at = await conn.fetchval(queries.BOOK_SNAPSHOT_TIME, symbol, at, lookback)

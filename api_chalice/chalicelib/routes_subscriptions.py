@@ -13,7 +13,7 @@ from chalice import Blueprint
 
 from . import context, params, queries
 from .db import RedisUnavailable, get_db, get_redis
-from .errors import BadRequest
+from .errors import Conflict
 from .middleware import api_view
 from .observability import MetricUnit, logger, metrics
 
@@ -59,13 +59,16 @@ def unsubscribe(symbol):
     symbol = params.parse_symbol(symbol)
     requested = params.parse_subscription_body(context.current_request().raw_body)
     db = get_db()
-    row = db.fetchrow(queries.UNSUBSCRIBE_KNOWN, symbol)
+    row = db.fetchrow(queries.UNSUBSCRIBE_KNOWN, symbol, requested)
     if row is None:
+        stored = db.fetchval(queries.SUBSCRIPTION_EXCHANGE, symbol)
+        if stored is not None:
+            # Well-formed, and right for another subscription: a conflict with what is stored (left
+            # unchanged), not a bad request.
+            raise Conflict(f"{symbol} is subscribed on {stored}, not {requested}; leave the exchange out or "
+                           f"send {stored}", title="Exchange conflict")
         # Not in the table (perhaps subscribed from the collector's SYMBOLS): record the wish anyway.
         row = db.fetchrow(queries.UNSUBSCRIBE_NEW, symbol, params.subscription_exchange(symbol, requested))
-    elif requested is not None and requested != row["exchange"]:
-        raise BadRequest(f"{symbol} is subscribed on {row['exchange']}, not {requested}; leave the exchange out",
-                         title="Invalid exchange")
     exchange = row["exchange"]
     logger.info("unsubscription requested", extra={"symbol": symbol, "exchange": exchange})
     _notify("unsubscribe", symbol, exchange, row["requested_at"])

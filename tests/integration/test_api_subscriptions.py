@@ -122,6 +122,24 @@ def test_unsubscribe_round_trip(http, database_url, commands):
     assert _row(database_url, "NQZ6")["desired"] is True
 
 
+def test_unsubscribing_on_another_exchange_is_a_conflict_that_changes_nothing(http, database_url, commands):
+    assert post(http, "QQZ6", b'{"exchange": "CFE"}').status_code == 200
+    response = post(http, "QQZ6", b'{"exchange": "CME"}', method="DELETE")
+    assert response.status_code == 409
+    assert response.json_body["error"] == "Exchange conflict" and "CFE" in response.json_body["message"]
+    assert schema_errors(response_schema("/api/subscribe/{symbol}", "delete", 409), response.json_body) == []
+    assert _row(database_url, "QQZ6")["desired"] is True  # still subscribed
+    assert [c["op"] for c in commands()] == ["subscribe"]
+    assert post(http, "QQZ6", b'{"exchange": "CFE"}', method="DELETE").status_code == 200
+    assert _row(database_url, "QQZ6")["desired"] is False
+
+
+def test_a_null_exchange_or_a_null_body_means_infer_it(http, database_url):
+    assert post(http, "GCZ6", b'{"exchange": null}').json_body["exchange"] == "COMEX"
+    assert post(http, "CLF7", b"null").json_body["exchange"] == "NYMEX"
+    assert post(http, "GCZ6", b"null", method="DELETE").json_body["exchange"] == "COMEX"
+
+
 def test_unsubscribing_a_symbol_the_table_does_not_know_records_the_wish(http, database_url, commands):
     response = post(http, "CLF7", method="DELETE")
     assert response.status_code == 200 and response.json_body["exchange"] == "NYMEX"

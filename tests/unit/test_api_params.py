@@ -71,6 +71,29 @@ def test_bad_times_say_which_forms_are_accepted(raw):
     assert "UTC offset" in err.value.message and "epoch" in err.value.message
 
 
+def test_epoch_numbers_longer_than_milliseconds_are_out_of_range():
+    for raw in ("1795530600000000", "1795530600000000000", "123456789012345.5"):
+        with pytest.raises(BadRequest, match="out of range"):
+            params.parse_time(raw, "start")
+    assert params.parse_time("99999999999999", "start").year == 5138  # the longest number accepted
+
+
+def test_times_at_the_ends_of_the_calendar_are_clamped_not_an_error():
+    assert params.parse_time("0001-01-01T00:00:00+14:00", "at") == params.EARLIEST
+    assert params.parse_time("9999-12-31T23:00:00-23:00", "at") == params.LATEST
+    # a missing bound worked out past the end of time stops there
+    assert params.resolve_window("9999-12-31T00:00:00Z", None, WEEK)[1] == params.LATEST
+    assert params.resolve_window(None, "0001-01-02T00:00:00Z", WEEK)[0] == params.EARLIEST
+    now = dt.datetime(2026, 11, 24, 12, tzinfo=UTC)
+    start, end = params.bars_window("9999-12-31T23:59:59Z", None, "1m", dt.timedelta(minutes=1), WEEK,
+                                    dt.timedelta(days=366), now)
+    assert end == params.LATEST and start < end
+    start, end = params.bars_window(None, "0001-01-01T00:30:00Z", "1m", dt.timedelta(minutes=1), WEEK,
+                                    dt.timedelta(days=366), now)
+    assert start == params.EARLIEST
+    assert params.shift(params.LATEST, -WEEK) == params.LATEST - WEEK
+
+
 def test_a_range_must_be_ordered_and_bounded():
     with pytest.raises(BadRequest, match="must be before end"):
         params.resolve_window("2026-11-24T00:00:00Z", "2026-11-24T00:00:00Z", WEEK)
@@ -129,7 +152,8 @@ def _cursor(**changes) -> params.Cursor:
 
 def test_cursors_round_trip_exactly():
     for c in (_cursor(), _cursor(order="asc", start=dt.datetime(2026, 11, 24, tzinfo=UTC),
-                                 end=dt.datetime(2026, 11, 25, tzinfo=UTC), id=2**62)):
+                                 end=dt.datetime(2026, 11, 25, tzinfo=UTC), id=2**62),
+              _cursor(start=params.LATEST - WEEK, end=params.LATEST)):  # a window clamped at the end of time
         token = params.encode_cursor(c)
         assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
         assert params.decode_cursor(token) == c
