@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 import uuid
 from collections.abc import Sequence
@@ -68,11 +69,24 @@ def counter_deltas(rows: Sequence[tuple]) -> tuple[list, list, list, list, list]
             [acc[s][2] for s in symbols], [acc[s][3] for s in symbols])
 
 
+_MINUTE = dt.timedelta(minutes=1)
+
+
 def minute_deltas(rows: Sequence[tuple]) -> tuple[list, list, list]:
-    """Per (symbol, minute) row counts, for the API's exact recent-activity figures."""
+    """Per (symbol, minute) row counts, for the API's exact recent-activity figures.
+
+    Rows of a symbol arrive in time order, so the minute is recomputed only when a row
+    leaves the current one (this runs for every stored row).
+    """
     acc: dict[tuple, int] = {}
+    current: dict[str, tuple] = {}
     for row in rows:
-        key = (row[1], row[0].replace(second=0, microsecond=0))
+        ts, symbol = row[0], row[1]
+        cur = current.get(symbol)
+        if cur is None or not cur[0] <= ts < cur[1]:
+            start = ts.replace(second=0, microsecond=0)
+            cur = current[symbol] = (start, start + _MINUTE, (symbol, start))
+        key = cur[2]
         acc[key] = acc.get(key, 0) + 1
     keys = list(acc)
     return [k[0] for k in keys], [k[1] for k in keys], [acc[k] for k in keys]

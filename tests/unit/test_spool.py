@@ -45,3 +45,18 @@ def test_counter_deltas_per_symbol():
     syms, exch, n, first, last = counter_deltas(r)
     assert dict(zip(syms, n, strict=True)) == {"ESZ6": 3, "CLF7": 2}
     assert first[0] == T and last[0] == T + dt.timedelta(seconds=2)
+
+
+def test_minute_deltas_match_a_naive_count_in_any_order():
+    import random
+    from collections import Counter
+
+    from collector_ecs.writer import minute_deltas
+
+    base = dt.datetime(2026, 11, 24, 14, 29, 58, tzinfo=dt.UTC)
+    rows = [(base + dt.timedelta(milliseconds=37 * i), ("ESZ6", "CLF7")[i % 2], "CME") for i in range(5000)]
+    for order in (rows, random.Random(1).sample(rows, len(rows))):
+        got = Counter()
+        for s, m, n in zip(*minute_deltas(order), strict=True):
+            got[(s, m)] += n
+        assert got == Counter((r[1], r[0].replace(second=0, microsecond=0)) for r in rows)
