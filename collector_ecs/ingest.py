@@ -37,6 +37,9 @@ class Ingest:
 
     def __init__(self, writer, on_disconnect=None, on_forced_logout=None, on_first_trade=None):
         self.writer = writer
+        self._add_tick = writer.appender(TICK)
+        self._add_quote = writer.appender(QUOTE)
+        self._add_level2 = writer.appender(LEVEL2)
         self.quotes = QuoteBook()
         self._on_disconnect = on_disconnect
         self._on_forced_logout = on_forced_logout
@@ -72,13 +75,13 @@ class Ingest:
         try:
             if tid == T_BBO:
                 row = self.quotes.decode(frame[4:], received)
-                self.writer.add(QUOTE, row)
+                self._add_quote(row)
                 self.counts[row[1]][QUOTE] += 1
             elif tid == T_LAST_TRADE:
                 row = decode_trade(frame[4:], received)
                 if row is not None:
                     symbol = row[1]
-                    self.writer.add(TICK, row)
+                    self._add_tick(row)
                     self.counts[symbol][TICK] += 1
                     self.last_trade_ts[symbol] = row[0]
                     if symbol in self.awaiting_first_trade:
@@ -94,7 +97,7 @@ class Ingest:
                         self.book_untrusted_dropped += 1
                         return True
                     self.untrusted_books.discard(symbol)
-                self.writer.add(LEVEL2, row)
+                self._add_level2(row)
                 self.counts[symbol][LEVEL2] += 1
             elif tid == T_MARKET_DATA_RESPONSE:
                 self._answer(frame)

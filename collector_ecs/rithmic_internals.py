@@ -117,14 +117,16 @@ def install_fast_path(plant: BasePlant, sink: FrameSink) -> None:
         ws = plant.ws
         queue = plant._inbound_queue
         handle = sink.handle
+        n = 0
         try:
             while True:
                 frame = await ws.recv()
                 if not handle(frame):
                     queue.put_nowait(frame)
-                if sink.full:
-                    # Backpressure: stop reading the socket until the writer has room, so
-                    # memory stays bounded whatever the input rate.
+                n += 1
+                # Backpressure, checked every 1024 frames (the check is not free): stop
+                # reading the socket until the writer has room, so memory stays bounded.
+                if not n & 1023 and sink.full:
                     await sink.wait_for_space()
         except ConnectionClosed as exc:
             plant.logger.warning("WebSocket connection closed; signalling reconnect")

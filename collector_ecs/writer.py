@@ -126,7 +126,7 @@ class BatchWriter:
         self.on_committed = on_committed
         self._log = logger
         self._buffers: dict[str, list] = {t: [] for t in COLUMNS}
-        self.pending_rows = 0
+        self._inflight = 0
         self.rows_written: dict[str, int] = dict.fromkeys(COLUMNS, 0)
         self.rows_dropped = 0
         self.batches_skipped = 0
@@ -138,25 +138,31 @@ class BatchWriter:
         self._closing = False
 
     # -- producer side (hot path, synchronous) ------------------------------------------
-    def add(self, table: str, row: tuple) -> None:
-        buf = self._buffers[table]
-        buf.append(row)
-        self.pending_rows += 1
-        if len(buf) >= self.batch_size:
-            self._kick.set()
-        if self.pending_rows >= self.max_pending_rows:
-            self._space.clear()
+    def appender(self, table: str):
+        """The bound `append` of a table's buffer: the cheapest way to hand over a row (one
+        C call per row). Callers check `full` every so often, which also starts a flush
+        when a buffer holds a whole batch."""
+        return self._buffers[table].append
 
     def add_many(self, table: str, rows: list[tuple]) -> None:
-        for row in rows:
-            self.add(table, row)
+        self._buffers[table].extend(rows)
+        self._kick.set()
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows received and not yet committed or spooled."""
+        return self._inflight + sum(len(b) for b in self._buffers.values())
 
     @property
     def full(self) -> bool:
+        if any(len(b) >= self.batch_size for b in self._buffers.values()):
+            self._kick.set()
         return self.pending_rows >= self.max_pending_rows
 
     async def wait_for_space(self) -> None:
-        await self._space.wait()
+        while self.full:
+            self._space.clear()
+            await self._space.wait()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -218,11 +224,12 @@ class BatchWriter:
                 pass
             self._kick.clear()
             closing = self._closing
-            for batch in self._cut_batches():
+            batches = self._cut_batches()
+            self._inflight += sum(len(b.rows) for b in batches)
+            for batch in batches:
                 await self._deliver(batch)
-                self.pending_rows -= len(batch.rows)
-                if self.pending_rows < self.max_pending_rows:
-                    self._space.set()
+                self._inflight -= len(batch.rows)
+                self._space.set()  # a waiting reader re-checks `full` itself
             if len(self.spool):
                 await self._replay_spool(deadline=2.0 if closing else None)
             if closing and not any(self._buffers.values()):
