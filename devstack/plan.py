@@ -265,7 +265,12 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
     commands = {
         "collector": [python, "-m", "collector_ecs"],
         # --no-autoreload: the reloader forks a second server process devstack would not own.
-        "api": [python, "-c", "import sys; from chalice.cli import main; sys.argv[0] = 'chalice'; sys.exit(main())",
+        # TCP_NODELAY: chalice's dev server sends headers and body in two writes, and with
+        # Nagle on the body waits for the client's delayed ACK: 40 ms on every response
+        # (bench/README.md measures it).
+        "api": [python, "-c", "import sys; from chalice import local; "
+                "local.ChaliceRequestHandler.disable_nagle_algorithm = True; "
+                "from chalice.cli import main; sys.argv[0] = 'chalice'; sys.exit(main())",
                 "local", "--host", "127.0.0.1", "--port", str(ports["api"]), "--no-autoreload"],
         "simulator": [python, "-m", "simulator", "--host", "127.0.0.1", "--port", str(ports["simulator"]),
                       "--control-port", str(ports["simulator-control"]),
