@@ -1,0 +1,210 @@
+"""The results document: every figure under a dotted key, the targets checked, a Markdown table,
+and the table copied into bench/README.md between its markers (full runs only). Pure but for
+the writing in `write`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+README = Path(__file__).with_name("README.md")
+MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
+
+# Every key a run produces at least, with what it means; README.md documents the same keys and
+# tests/integration/test_bench.py checks that a run produces all of them.
+KEYS: dict[str, str] = {
+    "machine.cpu_model": "CPU model",
+    "machine.cores": "logical CPUs",
+    "machine.memory_gb": "RAM",
+    "machine.load_1m_start": "1-minute load average when the run started",
+    "machine.load_1m_end": "1-minute load average when the run ended",
+    "machine.load_1m_max": "highest 1-minute load average seen between sections",
+    "machine.postgres": "PostgreSQL server version",
+    "machine.python": "Python version",
+    "machine.mode": "tiny, quick or full",
+    "machine.duration_s": "wall time of the whole run",
+    "simulator.send_msgs_per_s": "simulator send rate, one core (python -m simulator.bench_send, 4 symbols)",
+    "simulator.send_over_collector": "simulator send rate / collector ingest rate (target >= 3)",
+    "ingest.collector_msgs_per_s": "collector end to end: rows committed per second (one row per message)",
+    "ingest.stock_async_rithmic_msgs_per_s": "(a) stock async_rithmic callbacks -> same writer, rows committed/s",
+    "ingest.raw_decode_msgs_per_s": "(b) collector's receive path + protobuf decode only, messages/s",
+    "ingest.raw_copy_rows_per_s": "(c) copy_records_to_table of the same rows, rows/s",
+    "ingest.seed_style_rows_per_s": "(d) old design: INSERT per row, autocommit, 6 indexes + 2 triggers, rows/s",
+    "ingest.collector_over_stock": "collector / stock (target >= 2.5)",
+    "ingest.collector_over_raw_decode": "collector / bare decode",
+    "ingest.collector_over_raw_copy": "collector / raw COPY",
+    "ingest.collector_over_seed_style": "collector / old design",
+    "ingest.collector.cpu_share.collector": "collector process CPU (cores) during its window",
+    "ingest.collector.cpu_share.postgres": "PostgreSQL CPU (cores) during the collector's window",
+    "ingest.collector.cpu_share.simulator": "simulator CPU (cores) during the collector's window",
+    "freshness_ms.p50": "median of (commit time - exchange time) per row",
+    "freshness_ms.p99": "99th percentile of the same",
+    "freshness_ms.msgs_per_s": "rate the collector actually committed during the freshness window",
+    "freshness_ms.rate_asked_msgs_per_s": "rate the simulator was asked for (4 symbols x --rate)",
+    "api.rows_stored": "rows stored when the api figures were taken (one day of data)",
+    "api.ticks_1000_p50_ms": "/api/ticks/{symbol}?limit=1000 through NGINX, median",
+    "api.ticks_1000_p99_ms": "/api/ticks/{symbol}?limit=1000 through NGINX, 99th percentile",
+    "api.raw_fetch_encode_p99_ms": "the same SQL on a warm connection + json.dumps of the rows, p99",
+    "api.nginx_over_raw_p99": "ticks p99 through NGINX / raw fetch + encode p99 (target <= 3)",
+    "api.nginx_stock_over_raw_p99": "the same through NGINX and chalice local as Chalice ships it",
+    "api.bars_1m_day_p99_ms": "/api/bars/{symbol}?interval=1m over one day through NGINX, p99",
+    "api.book_at_p99_ms": "/api/book/{symbol}?at= through NGINX, p99",
+    "api.stats_p99_ms": "/api/stats through NGINX, p99",
+}
+for _ep in ("ticks_1000", "bars_1m_day", "book_at", "stats"):
+    for _path in ("raw", "in_process", "chalice", "nginx", "chalice_stock", "nginx_stock"):
+        for _q in ("p50_ms", "p99_ms"):
+            KEYS[f"api.endpoints.{_ep}.{_path}.{_q}"] = f"{_ep} via {_path}"
+for _tier in ("10M", "100M"):
+    KEYS[f"scale.{_tier}.rows_stored"] = f"rows stored at the {_tier} tier (scaled down in quick/tiny runs)"
+    KEYS[f"scale.{_tier}.ticks_1000_p99_ms"] = "ticks p99 through NGINX at this size"
+    KEYS[f"scale.{_tier}.raw_fetch_encode_p99_ms"] = "raw fetch + encode p99 at this size"
+    KEYS[f"scale.{_tier}.bars_1m_day_p99_ms"] = "bars p99 through NGINX at this size"
+    KEYS[f"scale.{_tier}.book_at_p99_ms"] = "book p99 through NGINX at this size"
+    KEYS[f"scale.{_tier}.stats_p50_ms"] = "/api/stats through NGINX, median, at this size"
+    KEYS[f"scale.{_tier}.stats_p99_ms"] = "/api/stats through NGINX, p99, at this size"
+    for _kind in ("trade", "quote", "book_update"):
+        KEYS[f"scale.{_tier}.bytes_per_row.{_kind}"] = f"bytes on disk per stored {_kind} (table + indexes)"
+KEYS.update({
+    "targets.collector_50k.met": "collector >= 50,000 msgs/s",
+    "targets.collector_vs_stock.met": "collector >= 2.5 x stock",
+    "targets.simulator_3x.met": "simulator send >= 3 x collector",
+    "targets.freshness_p99.met": "freshness p99 <= 500 ms at 20,000 msgs/s",
+    "targets.api_nginx_vs_raw.met": "ticks p99 through NGINX <= 3 x raw p99",
+    "targets.stats_100m.met": "/api/stats p99 < 50 ms at the 100M tier",
+})
+
+
+def flatten(doc: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def missing_keys(doc: dict) -> list[str]:
+    flat = flatten(doc)
+    return [k for k in KEYS if k not in flat]
+
+
+def _target(value, limit, ok: bool, unit: str, evaluable: bool = True) -> dict:
+    """`met` is None when this run is too small to judge the target (quick and tiny runs)."""
+    return {"value": value, "limit": limit, "unit": unit, "met": bool(ok) if evaluable else None}
+
+
+def targets(doc: dict) -> dict:
+    ing, fr, api = doc["ingest"], doc["freshness_ms"], doc["api"]
+    big = doc["scale"]["100M"]
+    sim = doc["simulator"]["send_over_collector"]
+    return {
+        "collector_50k": _target(ing["collector_msgs_per_s"], 50_000, ing["collector_msgs_per_s"] >= 50_000, "msgs/s"),
+        "collector_vs_stock": _target(ing["collector_over_stock"], 2.5, ing["collector_over_stock"] >= 2.5, "x"),
+        "simulator_3x": _target(sim, 3, sim >= 3, "x"),
+        "freshness_p99": _target(fr["p99"], 500, fr["p99"] <= 500, "ms",
+                                 evaluable=fr["rate_asked_msgs_per_s"] >= 20_000
+                                 and fr["msgs_per_s"] >= 0.9 * fr["rate_asked_msgs_per_s"]),
+        "api_nginx_vs_raw": _target(api["nginx_over_raw_p99"], 3, api["nginx_over_raw_p99"] <= 3, "x"),
+        "stats_100m": _target(big["stats_p99_ms"], 50, big["stats_p99_ms"] < 50, "ms",
+                              evaluable=big["rows_stored"] >= 100_000_000),
+    }
+
+
+def _n(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+def _verdict(met) -> str:
+    return "not judged (run too small)" if met is None else ("met" if met else "**missed**")
+
+
+def markdown(doc: dict) -> str:
+    m, ing, fr, api, sc, tg = (doc["machine"], doc["ingest"], doc["freshness_ms"], doc["api"], doc["scale"],
+                               doc["targets"])
+    lines = [
+        f"Run of {m['started_at']} ({m['mode']} mode, {m['duration_s']:.0f} s) on {m['cpu_model']}, "
+        f"{m['cores']} cores, {m['memory_gb']} GB, PostgreSQL {m['postgres']}, Python {m['python']}; "
+        f"1-minute load {m['load_1m_start']} at start, {m['load_1m_end']} at end, {m['load_1m_max']} at most "
+        f"(git {m['git_commit']}).",
+        "",
+        "| Ingest | per second | collector is |",
+        "|---|---:|---:|",
+        f"| Collector end to end (simulator → WebSocket → session → COPY → commit) | "
+        f"{_n(ing['collector_msgs_per_s'])} msgs | 1.00 x |",
+        f"| (a) stock async_rithmic callbacks, same writer | {_n(ing['stock_async_rithmic_msgs_per_s'])} msgs | "
+        f"{_n(ing['collector_over_stock'])} x |",
+        f"| (b) bare protobuf decode of the same frames | {_n(ing['raw_decode_msgs_per_s'])} msgs | "
+        f"{_n(ing['collector_over_raw_decode'])} x |",
+        f"| (c) raw copy_records_to_table of the same rows | {_n(ing['raw_copy_rows_per_s'])} rows | "
+        f"{_n(ing['collector_over_raw_copy'])} x |",
+        "| (d) old design: INSERT per row, autocommit, 6 indexes, 2 triggers | "
+        f"{_n(ing['seed_style_rows_per_s'])} rows | "
+        f"{_n(ing['collector_over_seed_style'])} x |",
+        f"| Simulator send rate, one core | {_n(doc['simulator']['send_msgs_per_s'])} msgs | "
+        f"{_n(round(1 / doc['simulator']['send_over_collector'], 2))} x |",
+        "",
+        "CPU during the collector's window (cores): collector {collector}, PostgreSQL {postgres}, "
+        "simulator {simulator}.".format(**ing["collector"]["cpu_share"]),
+        "",
+        f"Freshness at {_n(fr['msgs_per_s'])} msgs/s committed ({_n(fr['rate_asked_msgs_per_s'])} asked): "
+        f"p50 {fr['p50']} ms, p90 {fr['p90']} ms, p99 {fr['p99']} ms, max {fr['max']} ms over {_n(fr['rows'])} rows; "
+        "each batch's transaction took p50 {p50} ms, p99 {p99} ms".format(**fr["batch_write_ms"])
+        + f" ({_n(fr['rows_per_batch'])} rows a batch).",
+        "",
+    ]
+    prof = ing["collector"].get("profile")
+    if prof and prof.get("samples"):
+        lines += [f"Collector profile (py-spy, {_n(prof['samples'])} samples of its busy time, after the measured "
+                  "window): self time by file, then by function.", "",
+                  "| File | self | Function | self |", "|---|---:|---|---:|"]
+        for (f1, s1), (f2, s2) in zip(prof["self_by_file"][:12], prof["self"][:12], strict=False):
+            lines.append(f"| {f1} | {s1:.1%} | {f2} | {s2:.1%} |")
+        lines.append("")
+    tiers = [("api", api)] + [(k, v) for k, v in sc.items()]
+    head = "| API p50 / p99 ms | " + " | ".join(f"{k} ({_n(v['rows_stored'])} rows)" for k, v in tiers) + " |"
+    lines += [head, "|---|" + "---:|" * len(tiers)]
+    for ep, label in (("ticks_1000", "/api/ticks?limit=1000"), ("bars_1m_day", "/api/bars?interval=1m, one day"),
+                      ("book_at", "/api/book?at="), ("stats", "/api/stats")):
+        for path, plabel in (("raw", "raw SQL + JSON"), ("in_process", "in-process (Lambda handler)"),
+                             ("chalice", "chalice local (as make run starts it)"), ("nginx", "NGINX"),
+                             ("chalice_stock", "stock chalice local (Nagle on)"),
+                             ("nginx_stock", "NGINX → stock chalice local")):
+            cells = []
+            for _, t in tiers:
+                e = t["endpoints"][ep][path]
+                cells.append(f"{e['p50_ms']:.1f} / {e['p99_ms']:.1f}")
+            lines.append(f"| {label} — {plabel} | " + " | ".join(cells) + " |")
+    lines += ["", "| Bytes on disk per row (table + indexes) | " + " | ".join(k for k, _ in tiers[1:]) + " |",
+              "|---|" + "---:|" * (len(tiers) - 1)]
+    for kind, label in (("trade", "trade"), ("quote", "quote"), ("book_update", "book update")):
+        lines.append(f"| {label} | " + " | ".join(_n(v["bytes_per_row"][kind]) for _, v in tiers[1:]) + " |")
+    lines += ["", "| Target | value | limit | met |", "|---|---:|---:|:---:|"]
+    labels = {"collector_50k": "Collector ingest", "collector_vs_stock": "Collector vs stock async_rithmic",
+              "simulator_3x": "Simulator send vs collector", "freshness_p99": "Freshness p99 at 20,000 msgs/s",
+              "api_nginx_vs_raw": "ticks p99 NGINX vs raw fetch + encode", "stats_100m": "/api/stats p99 at 100M rows"}
+    for key, t in tg.items():
+        lines.append(f"| {labels[key]} | {_n(t['value'])} {t['unit']} | {_n(t['limit'])} {t['unit']} | "
+                     f"{_verdict(t['met'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(doc: dict, json_path: Path, md_path: Path, update_readme: bool) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    table = markdown(doc)
+    md_path.write_text(table)
+    if update_readme and README.exists():
+        text = README.read_text()
+        pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.S)
+        if pattern.search(text):
+            README.write_text(pattern.sub(lambda _: f"{MARK_START}\n{table}{MARK_END}", text))
