@@ -634,7 +634,7 @@ async def test_stats_count_exactly_what_the_client_received(sim):
 
         assert await wait_for(lambda: all(sim.stats()["sent"][s] == received(s) for s in symbols), 5)
         assert all(received(s)["last_trade"] > 20 for s in symbols)
-        assert await wait_for(lambda: sim.stats()["connections"] == 1, 5)
+        assert await wait_for(lambda: sim.stats()["connections"] == 1, 15)
     finally:
         await client.disconnect()
 
