@@ -8,10 +8,8 @@ import json
 import pytest
 
 from tests.integration.test_api_support import (
-    api_client,
     fetch,
     get_json,
-    recorded_market,
     response_schema,
     schema_errors,
 )
@@ -20,17 +18,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No app
 
 TICK_KEYS = {"timestamp", "symbol", "price", "volume", "direction", "trade_type", "exchange"}
 LEVEL2_KEYS = {"timestamp", "symbol", "update_type", "bids", "asks", "depth"}
-
-
-@pytest.fixture(scope="module")
-def market(pg, migrated_template):
-    yield from recorded_market(pg, migrated_template)
-
-
-@pytest.fixture
-def http(market, redis_url, monkeypatch):
-    with api_client(monkeypatch, DATABASE_URL=market.url, REDIS_URL=redis_url) as http:
-        yield http
 
 
 def _db_ticks(market, symbol: str, order: str = "DESC") -> list:

@@ -11,7 +11,7 @@ from tests.integration.test_api_support import (
     api_client,
     fetch,
     get_json,
-    recorded_market,
+    iso,
     response_schema,
     schema_errors,
 )
@@ -19,21 +19,6 @@ from tests.integration.test_api_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:No application metrics")]
 
 TABLES = {"ticks": "tick_data", "level2": "level2_data", "quotes": "quote_data"}
-
-
-@pytest.fixture(scope="module")
-def market(pg, migrated_template):
-    yield from recorded_market(pg, migrated_template)
-
-
-@pytest.fixture
-def http(market, redis_url, monkeypatch):
-    with api_client(monkeypatch, DATABASE_URL=market.url, REDIS_URL=redis_url) as http:
-        yield http
-
-
-def iso(value: dt.datetime) -> str:
-    return quote(value.isoformat(timespec="microseconds"))
 
 
 def db_rows(market, route: str, symbol: str, order: str, start=None, end=None) -> list:

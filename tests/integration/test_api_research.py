@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import quote
 
 import pytest
 
 from tests.integration.test_api_support import (
-    api_client,
     fetch,
     get_json,
-    recorded_market,
+    iso,
     response_schema,
     schema_errors,
 )
@@ -22,21 +20,6 @@ UTC = dt.UTC
 ORIGIN = dt.datetime(2000, 1, 1, tzinfo=UTC)
 WIDTHS = {"1s": dt.timedelta(seconds=1), "1m": dt.timedelta(minutes=1), "5m": dt.timedelta(minutes=5),
           "15m": dt.timedelta(minutes=15), "1h": dt.timedelta(hours=1), "1d": dt.timedelta(days=1)}
-
-
-@pytest.fixture(scope="module")
-def market(pg, migrated_template):
-    yield from recorded_market(pg, migrated_template)
-
-
-@pytest.fixture
-def http(market, redis_url, monkeypatch):
-    with api_client(monkeypatch, DATABASE_URL=market.url, REDIS_URL=redis_url) as http:
-        yield http
-
-
-def iso(value: dt.datetime) -> str:
-    return quote(value.isoformat(timespec="microseconds"))
 
 
 def expected_bars(trades: list, width: dt.timedelta, lo: dt.datetime, hi: dt.datetime) -> list[dict]:

@@ -16,7 +16,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 import pytest
@@ -312,3 +312,8 @@ def schema_errors(schema: dict, value, where: str = "$") -> list[str]:
 def response_schema(path_template: str, method: str, status: int) -> dict:
     op = document()["paths"][path_template][method.lower()]
     return op["responses"][str(status)]["content"]["application/json"]["schema"]
+
+
+def iso(value: dt.datetime) -> str:
+    """A time as a URL query value."""
+    return quote(value.isoformat(timespec="microseconds"))
