@@ -50,3 +50,136 @@ def test_fast_path_replaces_only_the_ticker_receive_loop():
     ri.install_fast_path(ticker, Sink())
     assert ticker._recv_loop.__name__ == "fast_recv_loop"
     assert history._recv_loop.__func__ is ri.BasePlant._recv_loop
+
+
+# -- FrameReader: market data split straight off the transport ------------------------------------
+
+import asyncio  # noqa: E402
+import random  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+from websockets.frames import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, Frame  # noqa: E402
+
+
+def _wire(opcode, payload, fin=True, rsv1=False) -> bytes:
+    # websockets' own encoder, so the reader is checked against an independent implementation.
+    raw = Frame(opcode, payload, fin=fin).serialize(mask=False, extensions=[])
+    return bytes([raw[0] | 0x40]) + raw[1:] if rsv1 else raw  # RSV1: a permessage-deflate frame
+
+
+class _Transport:
+    def __init__(self):
+        self.paused = False
+
+    def pause_reading(self):
+        self.paused = True
+
+    def resume_reading(self):
+        self.paused = False
+
+
+class _WebSocket:
+    """Stands in for websockets' connection: records what the reader hands back to it."""
+
+    def __init__(self, extensions=()):
+        self.protocol = SimpleNamespace(max_size=2**20, extensions=list(extensions))
+        self.transport = _Transport()
+        self.to_websockets = bytearray()
+
+    def data_received(self, data):
+        self.to_websockets += data
+
+
+class _Sink:
+    def __init__(self):
+        self.frames, self.full, self.space = [], False, None
+
+    def handle(self, frame):
+        self.frames.append(frame)
+        return not frame.startswith(b"library")  # those go to async_rithmic's own queue
+
+    async def wait_for_space(self):
+        await self.space.wait()
+
+
+def _payloads():
+    rng = random.Random(7)
+    sizes = [0, 1, 60, 125, 126, 127, 300, 65535, 65536, 70000] + [rng.randrange(20, 400) for _ in range(40)]
+    out = [bytes(rng.getrandbits(8) for _ in range(n)) for n in sizes]
+    out[5] = b"library-message"
+    return out
+
+
+def _feed(reader, wire: bytes, cuts):
+    pos = 0
+    for cut in cuts + [len(wire)]:
+        reader.data_received(wire[pos:cut])
+        pos = cut
+
+
+@pytest.mark.parametrize("chunking", ["one-read", "every-byte-boundary-near-headers", "random"])
+def test_frame_reader_delivers_every_message_whole_and_in_order_however_tcp_splits_it(chunking):
+    payloads = _payloads()
+    wire = b"".join(_wire(OP_BINARY, p) for p in payloads)
+    if chunking == "one-read":
+        cuts = []
+    elif chunking == "random":
+        rng = random.Random(1)
+        cuts = sorted(rng.sample(range(1, len(wire)), 300))
+    else:
+        cuts = list(range(1, 400))  # splits inside the first headers and payloads, byte by byte
+    ws, sink, queue = _WebSocket(), _Sink(), asyncio.Queue()
+    reader = ri.FrameReader(ws, sink, queue)
+    _feed(ws, wire, cuts)  # through the connection's data_received, as the transport calls it
+    assert sink.frames == payloads
+    assert queue.get_nowait() == b"library-message" and queue.empty()
+    assert reader.tail == b"" and ws.to_websockets == b""
+
+
+def test_frame_reader_hands_control_frames_to_websockets_and_keeps_reading():
+    ws, sink = _WebSocket(), _Sink()
+    ri.FrameReader(ws, sink, asyncio.Queue())
+    ping = _wire(OP_PING, b"are you there")
+    ws.data_received(_wire(OP_BINARY, b"a") + ping + _wire(OP_BINARY, b"b"))
+    assert sink.frames == [b"a", b"b"]
+    assert bytes(ws.to_websockets) == ping  # websockets answers the ping itself
+
+
+@pytest.mark.parametrize("odd", [_wire(OP_BINARY, b"frag", fin=False) + _wire(OP_CONT, b"ment"),
+                                 _wire(OP_TEXT, b"text"),
+                                 _wire(OP_BINARY, b"deflated", rsv1=True)])
+def test_frame_reader_gives_the_socket_back_at_the_first_frame_it_does_not_expect(odd):
+    ws, sink = _WebSocket(), _Sink()
+    reader = ri.FrameReader(ws, sink, asyncio.Queue())
+    later = _wire(OP_BINARY, b"later")
+    ws.data_received(_wire(OP_BINARY, b"before") + odd)
+    ws.data_received(later)
+    assert sink.frames == [b"before"]
+    assert bytes(ws.to_websockets) == odd + later  # in order, from the odd frame on
+    assert not reader.active
+
+
+def test_frame_reader_leaves_a_compressed_session_to_websockets():
+    ws, sink = _WebSocket(extensions=["permessage-deflate"]), _Sink()
+    reader = ri.FrameReader(ws, sink, asyncio.Queue())
+    ws.data_received(_wire(OP_BINARY, b"x"))
+    assert not reader.active and sink.frames == [] and ws.to_websockets
+
+
+def test_frame_reader_stops_reading_the_socket_while_the_writer_is_full():
+    async def scenario():
+        ws, sink = _WebSocket(), _Sink()
+        sink.space = asyncio.Event()
+        reader = ri.FrameReader(ws, sink, asyncio.Queue())
+        resumer = asyncio.create_task(reader.resume_when_space())
+        sink.full = True
+        ws.data_received(_wire(OP_BINARY, b"x"))
+        await asyncio.sleep(0)
+        assert ws.transport.paused
+        sink.full = False
+        sink.space.set()
+        await asyncio.sleep(0.01)
+        assert not ws.transport.paused
+        resumer.cancel()
+
+    asyncio.run(scenario())
