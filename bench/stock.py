@@ -60,5 +60,5 @@ def book_row(m, received_at: dt.datetime) -> tuple:
     """A level2_data row from the OrderBook message on_order_book delivers."""
     return (dt.datetime.fromtimestamp(m.ssboe, dt.UTC).replace(microsecond=m.usecs), m.symbol, m.exchange,
             _UPDATE_TYPE.get(m.update_type, "UPDATETYPE_UNSPECIFIED"),
-            list(m.bid_price), list(m.bid_size), list(m.bid_orders),
-            list(m.ask_price), list(m.ask_size), list(m.ask_orders), received_at)
+            tuple(m.bid_price), tuple(m.bid_size), tuple(m.bid_orders),
+            tuple(m.ask_price), tuple(m.ask_size), tuple(m.ask_orders), received_at)

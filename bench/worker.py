@@ -29,7 +29,7 @@ from collector_ecs import parsing
 
 UTC = dt.UTC
 _now = dt.datetime.now
-_template_id, _decode_trade, _decode_book = parsing.template_id, parsing.decode_trade, parsing.decode_book
+_split_frame, _decode_trade, _decode_book = parsing.split_frame, parsing.decode_trade, parsing.decode_book
 _T_BBO, _T_LAST_TRADE, _T_ORDER_BOOK = parsing.T_BBO, parsing.T_LAST_TRADE, parsing.T_ORDER_BOOK
 
 
@@ -146,15 +146,15 @@ class DecodeSink:
         self.sample_rows = sample_rows
         self.sampling = False
 
-    def handle(self, frame: bytes) -> bool:
-        tid = _template_id(frame)
-        received = _now(UTC)
-        if tid == _T_BBO:
-            row, table = self.quotes.decode(frame[4:], received), "quote_data"
+    def handle(self, frame: bytes, received=None) -> bool:
+        tid, payload = _split_frame(frame)
+        received = received or _now(UTC)
+        if tid == _T_ORDER_BOOK:
+            row, table = _decode_book(payload, received), "level2_data"
+        elif tid == _T_BBO:
+            row, table = self.quotes.decode(payload, received), "quote_data"
         elif tid == _T_LAST_TRADE:
-            row, table = _decode_trade(frame[4:], received), "tick_data"
-        elif tid == _T_ORDER_BOOK:
-            row, table = _decode_book(frame[4:], received), "level2_data"
+            row, table = _decode_trade(payload, received), "tick_data"
         else:
             return False
         self.messages += 1

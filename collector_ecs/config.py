@@ -73,7 +73,7 @@ class Settings:
     redis_url: Secret
     log_level: str = "INFO"
     collector_id: str = field(default_factory=socket.gethostname)
-    batch_size: int = 5000
+    batch_size: int = 20_000
     flush_interval_ms: int = 50
     max_pending_rows: int = 200_000
     db_timeout_s: float = 10.0
@@ -280,7 +280,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_client=None) -> 
         symbols=parse_symbols(symbols_raw),
         database_url=Secret(database_url), redis_url=Secret(redis_url), log_level=log_level,
         collector_id=env.get("COLLECTOR_ID") or socket.gethostname(),
-        batch_size=_int(env, "BATCH_SIZE", 5000, 1, 100_000),
+        batch_size=_int(env, "BATCH_SIZE", 20_000, 1, 100_000),
         flush_interval_ms=_int(env, "FLUSH_INTERVAL_MS", 50, 1, 60_000),
         max_pending_rows=_int(env, "MAX_PENDING_ROWS", 200_000, 1000, 10_000_000),
         db_timeout_s=_float(env, "DB_TIMEOUT_S", 10.0, 0.1, 600),

@@ -216,14 +216,21 @@ class GapManager:
     async def run_watchdog(self, stop: asyncio.Event) -> None:
         """Detect a stalled stream within twice the heartbeat interval (the library only
         notices a dead socket after its ~110 s ping timeout) and force a reconnect."""
+        # The ingest path only counts messages (it runs for every one); when the count last
+        # moved is tracked here, at the watchdog's own pace.
+        seen, last_moved = self.ingest.messages, time.monotonic()
         while not stop.is_set():
             await asyncio.sleep(0.5)
+            now = time.monotonic()
+            if self.ingest.messages != seen:
+                seen, last_moved = self.ingest.messages, now
             if not self._active() or not self.session.connected:
+                last_moved = now  # silence while nothing is subscribed or connected is not a stall
                 continue
             limit = self.stall_timeout_s or 2 * heartbeat_interval(self.session.ticker)
-            silent = time.monotonic() - self.ingest.last_market_data_monotonic
+            silent = now - last_moved
             if silent > limit:
                 log.warning("market data stalled; reconnecting", extra={"fields": {"silent_s": round(silent, 1)}})
                 self._cause_hint = "stall"
-                self.ingest.last_market_data_monotonic = time.monotonic()
+                last_moved = now
                 abort_connection(self.session.ticker)

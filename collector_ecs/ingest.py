@@ -1,13 +1,11 @@
 """The fast path from a raw ticker-plant frame to a buffered row, and what it observes on
-the way: per-symbol counts, the last exchange time seen, subscription answers, gaps."""
+the way: message count, the last trade seen per symbol, subscription answers, gaps."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-import time
-from collections import defaultdict
 
 from .parsing import (
     LEVEL2,
@@ -22,7 +20,7 @@ from .parsing import (
     decode_book,
     decode_market_data_response,
     decode_trade,
-    template_id,
+    split_frame,
 )
 
 log = logging.getLogger("collector.ingest")
@@ -44,13 +42,11 @@ class Ingest:
         self._on_disconnect = on_disconnect
         self._on_forced_logout = on_forced_logout
         self._on_first_trade = on_first_trade  # (symbol, exchange, ts) after an outage
-        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: {TICK: 0, QUOTE: 0, LEVEL2: 0})
-        self.messages = 0
+        self.messages = 0  # market-data messages taken (the watchdog and the rate read it)
         self.malformed = 0
         self.unknown = 0
         self.book_untrusted_dropped = 0
         self.last_message_at: dt.datetime | None = None
-        self.last_market_data_monotonic = time.monotonic()
         self.last_trade_ts: dict[str, dt.datetime] = {}
         self.awaiting_first_trade: set[str] = set()
         self.untrusted_books: set[str] = set()
@@ -64,43 +60,44 @@ class Ingest:
     async def wait_for_space(self) -> None:
         await self.writer.wait_for_space()
 
-    def handle(self, frame: bytes) -> bool:
+    def handle(self, frame: bytes, received: dt.datetime | None = None) -> bool:
+        """Take one frame; False hands it on to async_rithmic. `received` is when its TCP read
+        arrived (the reader stamps a whole read at once); now when not given.
+
+        Runs for every message, so: branches in order of frequency (book, quote, trade) and
+        no per-message bookkeeping beyond a counter."""
         try:
-            tid = template_id(frame)
+            tid, payload = split_frame(frame)
         except FrameError as exc:
             self.malformed += 1
             log.warning("malformed frame skipped", extra={"fields": {"error": str(exc), "bytes": len(frame)}})
             return True
-        received = _now(UTC)
+        if received is None:
+            received = _now(UTC)
         try:
-            if tid == T_BBO:
-                row = self.quotes.decode(frame[4:], received)
-                self._add_quote(row)
-                self.counts[row[1]][QUOTE] += 1
-            elif tid == T_LAST_TRADE:
-                row = decode_trade(frame[4:], received)
-                if row is not None:
-                    symbol = row[1]
-                    self._add_tick(row)
-                    self.counts[symbol][TICK] += 1
-                    self.last_trade_ts[symbol] = row[0]
-                    if symbol in self.awaiting_first_trade:
-                        self.awaiting_first_trade.discard(symbol)
-                        if self._on_first_trade is not None:
-                            self._on_first_trade(symbol, row[2], row[0])
-            elif tid == T_ORDER_BOOK:
-                row = decode_book(frame[4:], received)
-                symbol = row[1]
-                if symbol in self.untrusted_books:
+            if tid == T_ORDER_BOOK:
+                row = decode_book(payload, received)
+                if self.untrusted_books and row[1] in self.untrusted_books:
                     # After an outage the book is rebuilt from the next snapshot only.
                     if row[3] != _SNAPSHOT:
                         self.book_untrusted_dropped += 1
                         return True
-                    self.untrusted_books.discard(symbol)
+                    self.untrusted_books.discard(row[1])
                 self._add_level2(row)
-                self.counts[symbol][LEVEL2] += 1
+            elif tid == T_BBO:
+                self._add_quote(self.quotes.decode(payload, received))
+            elif tid == T_LAST_TRADE:
+                row = decode_trade(payload, received)
+                if row is not None:
+                    symbol = row[1]
+                    self._add_tick(row)
+                    self.last_trade_ts[symbol] = row[0]
+                    if self.awaiting_first_trade and symbol in self.awaiting_first_trade:
+                        self.awaiting_first_trade.discard(symbol)
+                        if self._on_first_trade is not None:
+                            self._on_first_trade(symbol, row[2], row[0])
             elif tid == T_MARKET_DATA_RESPONSE:
-                self._answer(frame)
+                self._answer(payload)
                 return True
             else:
                 if tid == T_FORCED_LOGOUT and self._on_forced_logout is not None:
@@ -113,7 +110,6 @@ class Ingest:
             return True
         self.messages += 1
         self.last_message_at = received
-        self.last_market_data_monotonic = time.monotonic()
         return True
 
     def on_connection_lost(self, exc) -> None:
@@ -126,8 +122,8 @@ class Ingest:
         self.pending_answers[tag] = fut
         return fut
 
-    def _answer(self, frame: bytes) -> None:
-        user_msg, rp_code = decode_market_data_response(frame[4:])
+    def _answer(self, payload: bytes) -> None:
+        user_msg, rp_code = decode_market_data_response(payload)
         for tag in user_msg:
             fut = self.pending_answers.pop(tag, None)
             if fut is not None and not fut.done():

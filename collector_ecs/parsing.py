@@ -43,19 +43,35 @@ class FrameError(ValueError):
     """A frame that is not a well-formed Rithmic message."""
 
 
+_SECONDS: dict[int, dt.datetime] = {}  # whole seconds already converted (the hot path reuses them)
+
+
+def _second(ssboe: int) -> dt.datetime:
+    if len(_SECONDS) >= 4096:  # a few seconds of every subscribed symbol; never grows unbounded
+        _SECONDS.clear()
+    base = _SECONDS[ssboe] = _fromtimestamp(ssboe, UTC)
+    return base
+
+
 def exchange_time(ssboe: int, usecs: int) -> dt.datetime:
     """The exchange's event time: seconds since the Unix epoch plus microseconds, in UTC."""
-    return _fromtimestamp(ssboe, UTC).replace(microsecond=usecs)
+    return (_SECONDS.get(ssboe) or _second(ssboe)).replace(microsecond=usecs)
+
+
+def split_frame(frame: bytes) -> tuple[int, bytes]:
+    """(template id, protobuf payload) of a length-prefixed frame; FrameError when malformed."""
+    payload = frame[4:]
+    if len(frame) < 4 or int.from_bytes(frame[:4], "big") != len(payload):
+        raise FrameError(f"frame of {len(frame)} bytes does not match its length prefix")
+    try:
+        return _Base.FromString(payload).template_id, payload
+    except Exception as exc:  # protobuf raises DecodeError; any parse failure is the frame's fault
+        raise FrameError(f"undecodable frame: {exc}") from None
 
 
 def template_id(frame: bytes) -> int:
     """The template id of a length-prefixed frame; FrameError when the frame is malformed."""
-    if len(frame) < 4 or int.from_bytes(frame[:4], "big") != len(frame) - 4:
-        raise FrameError(f"frame of {len(frame)} bytes does not match its length prefix")
-    try:
-        return _Base.FromString(frame[4:]).template_id
-    except Exception as exc:  # protobuf raises DecodeError; any parse failure is the frame's fault
-        raise FrameError(f"undecodable frame: {exc}") from None
+    return split_frame(frame)[0]
 
 
 def decode_trade(payload: bytes, received_at: dt.datetime) -> tuple | None:
@@ -64,9 +80,11 @@ def decode_trade(payload: bytes, received_at: dt.datetime) -> tuple | None:
     bits = m.presence_bits
     if m.is_snapshot or not (bits & _LT_TRADE_BIT):
         return None
+    ssboe = m.ssboe
+    aggressor = m.aggressor
     return (
-        _fromtimestamp(m.ssboe, UTC).replace(microsecond=m.usecs), m.symbol, m.exchange,
-        m.trade_price, m.trade_size, _AGGRESSOR[m.aggressor] if m.aggressor < 3 else None,
+        (_SECONDS.get(ssboe) or _second(ssboe)).replace(microsecond=m.usecs), m.symbol, m.exchange,
+        m.trade_price, m.trade_size, _AGGRESSOR[aggressor] if aggressor < 3 else None,
         m.volume if bits & _LT_VOLUME_BIT else None, received_at, False,
     )
 
@@ -85,33 +103,42 @@ class QuoteBook:
 
     def decode(self, payload: bytes, received_at: dt.datetime) -> tuple:
         m = _BBO.FromString(payload)
-        side = self._last.get(m.symbol)
+        symbol = m.symbol
+        side = self._last.get(symbol)
         if side is None:
-            side = self._last[m.symbol] = [None, None, None, None, None, None]
+            side = self._last[symbol] = [None, None, None, None, None, None]
         bits = m.presence_bits
-        clear = m.clear_bits
         if bits & _BBO_BID:
             side[0], side[1], side[2] = m.bid_price, m.bid_size, m.bid_orders
-        elif clear & _BBO_BID:
+        elif m.clear_bits & _BBO_BID:
             side[0] = side[1] = side[2] = None
         if bits & _BBO_ASK:
             side[3], side[4], side[5] = m.ask_price, m.ask_size, m.ask_orders
-        elif clear & _BBO_ASK:
+        elif m.clear_bits & _BBO_ASK:
             side[3] = side[4] = side[5] = None
-        return (_fromtimestamp(m.ssboe, UTC).replace(microsecond=m.usecs), m.symbol, m.exchange,
-                *side, received_at)
+        ssboe = m.ssboe
+        return ((_SECONDS.get(ssboe) or _second(ssboe)).replace(microsecond=m.usecs), symbol, m.exchange,
+                side[0], side[1], side[2], side[3], side[4], side[5], received_at)
 
     def forget(self, symbol: str) -> None:
         self._last.pop(symbol, None)
 
 
 def decode_book(payload: bytes, received_at: dt.datetime) -> tuple:
+    """A level2_data row; the price/size/order arrays are tuples.
+
+    Tuples, not lists: a row of tuples of numbers is untracked by Python's cyclic garbage
+    collector after one pass, while lists would be rescanned at every collection for as long
+    as the row waits in the writer's buffer (that cost the hot path more than decoding did).
+    """
     m = _OrderBook.FromString(payload)
+    ssboe = m.ssboe
+    bp, bs, bo, ap, as_, ao = m.bid_price, m.bid_size, m.bid_orders, m.ask_price, m.ask_size, m.ask_orders
     return (
-        _fromtimestamp(m.ssboe, UTC).replace(microsecond=m.usecs), m.symbol, m.exchange,
+        (_SECONDS.get(ssboe) or _second(ssboe)).replace(microsecond=m.usecs), m.symbol, m.exchange,
         _UPDATE_TYPE.get(m.update_type, "UPDATETYPE_UNSPECIFIED"),
-        list(m.bid_price), list(m.bid_size), list(m.bid_orders),
-        list(m.ask_price), list(m.ask_size), list(m.ask_orders), received_at,
+        tuple(bp) if bp else (), tuple(bs) if bs else (), tuple(bo) if bo else (),
+        tuple(ap) if ap else (), tuple(as_) if as_ else (), tuple(ao) if ao else (), received_at,
     )
 
 

@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import ssl
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
 from async_rithmic import RithmicClient
@@ -103,13 +104,15 @@ class FrameSink(Protocol):
     @property
     def full(self) -> bool: ...
 
-    def handle(self, frame: bytes) -> bool: ...  # True: consumed; False: pass on to async_rithmic
+    def handle(self, frame: bytes, received: datetime | None = None) -> bool: ...
+    # True: consumed; False: pass on to async_rithmic. `received`: when its TCP read arrived.
 
     async def wait_for_space(self) -> None: ...
 
     def on_connection_lost(self, exc: BaseException | None) -> None: ...
 
 
+READ_SIZE = 64 * 1024
 _BINARY_FIN = 0x82  # FIN bit + binary opcode, no RSV bits: a whole, uncompressed binary message
 
 
@@ -127,7 +130,7 @@ class FrameReader:
 
     __slots__ = ("ws", "sink", "queue", "tail", "max_size", "_original", "paused", "_pause_wanted", "active")
 
-    def __init__(self, ws, sink: "FrameSink", queue: asyncio.Queue):
+    def __init__(self, ws, sink: FrameSink, queue: asyncio.Queue):
         self.ws, self.sink, self.queue = ws, sink, queue
         self.tail = b""
         self.max_size = ws.protocol.max_size
@@ -138,6 +141,10 @@ class FrameReader:
         self.active = not ws.protocol.extensions
         if self.active:
             ws.data_received = self.data_received
+            # asyncio reads up to 256 KiB per callback: ~2,000 frames, tens of ms during which
+            # the writer's database answers wait. Smaller reads keep its round trips short.
+            if isinstance(getattr(ws.transport, "max_size", None), int):
+                ws.transport.max_size = READ_SIZE
 
     def release(self, rest: bytes = b"") -> None:
         """Give the socket back to websockets, starting with `rest`."""
@@ -154,6 +161,7 @@ class FrameReader:
         end_of_data = len(data)
         pos = 0
         handle, put = self.sink.handle, self.queue.put_nowait
+        received = datetime.now(UTC)  # one stamp per read: every frame in it arrived together
         max_size = self.max_size
         while end_of_data - pos >= 2:
             first, length = data[pos], data[pos + 1]
@@ -186,7 +194,7 @@ class FrameReader:
             if end > end_of_data:
                 break
             frame = data[start:end]
-            if not handle(frame):
+            if not handle(frame, received):
                 put(frame)
             pos = end
         self.tail = data[pos:] if pos < end_of_data else b""

@@ -20,24 +20,27 @@ import asyncpg
 
 from .parsing import COLUMNS
 
-_CLAIM_BATCH = (
-    "INSERT INTO ingest_batches (batch_id, table_name, row_count) VALUES ($1, $2, $3) "
-    "ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id"
-)
-# One statement for every symbol of the batch: arrays in, one upsert per (table, symbol).
-_BUMP_COUNTERS = (
-    "INSERT INTO ingest_counters AS c (table_name, symbol, exchange, row_count, first_ts, last_ts) "
-    "SELECT $1, s, e, n, f, l FROM unnest($2::text[], $3::text[], $4::bigint[], "
-    "$5::timestamptz[], $6::timestamptz[]) AS u(s, e, n, f, l) "
-    "ON CONFLICT (table_name, symbol) DO UPDATE SET "
-    "row_count = c.row_count + EXCLUDED.row_count, exchange = EXCLUDED.exchange, "
-    "first_ts = LEAST(c.first_ts, EXCLUDED.first_ts), last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts)"
-)
-
-_BUMP_MINUTES = (
-    "INSERT INTO ingest_minute_counters AS c (table_name, symbol, minute, row_count) "
-    "SELECT $1, s, m, n FROM unnest($2::text[], $3::timestamptz[], $4::bigint[]) AS u(s, m, n) "
-    "ON CONFLICT (table_name, minute, symbol) DO UPDATE SET row_count = c.row_count + EXCLUDED.row_count"
+# Claim the batch id and bump both counter tables in one statement (one round trip, which
+# matters: the writer shares its event loop with the socket reader, so every round trip
+# waits behind a read). The counters move only when the claim succeeds; a batch seen
+# before returns no row and the caller skips its COPY.
+_CLAIM_AND_COUNT = (
+    "WITH claim AS ("
+    " INSERT INTO ingest_batches (batch_id, table_name, row_count) VALUES ($1, $2, $3)"
+    " ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id), "
+    "totals AS ("
+    " INSERT INTO ingest_counters AS c (table_name, symbol, exchange, row_count, first_ts, last_ts)"
+    " SELECT $2, s, e, n, f, l FROM unnest($4::text[], $5::text[], $6::bigint[],"
+    " $7::timestamptz[], $8::timestamptz[]) AS u(s, e, n, f, l) WHERE EXISTS (SELECT 1 FROM claim)"
+    " ON CONFLICT (table_name, symbol) DO UPDATE SET"
+    " row_count = c.row_count + EXCLUDED.row_count, exchange = EXCLUDED.exchange,"
+    " first_ts = LEAST(c.first_ts, EXCLUDED.first_ts), last_ts = GREATEST(c.last_ts, EXCLUDED.last_ts)), "
+    "minutes AS ("
+    " INSERT INTO ingest_minute_counters AS c (table_name, symbol, minute, row_count)"
+    " SELECT $2, s, m, n FROM unnest($9::text[], $10::timestamptz[], $11::bigint[]) AS u(s, m, n)"
+    " WHERE EXISTS (SELECT 1 FROM claim)"
+    " ON CONFLICT (table_name, minute, symbol) DO UPDATE SET row_count = c.row_count + EXCLUDED.row_count) "
+    "SELECT batch_id FROM claim"
 )
 
 
@@ -98,12 +101,11 @@ async def write_batch(conn: asyncpg.Connection, table: str, rows: list[tuple],
     columns = COLUMNS[table]  # KeyError for an unknown table: a programming error
     batch_id = batch_id or uuid.uuid4()
     async with conn.transaction():
-        claimed = await conn.fetchval(_CLAIM_BATCH, batch_id, table, len(rows), timeout=timeout)
+        claimed = await conn.fetchval(_CLAIM_AND_COUNT, batch_id, table, len(rows), *counter_deltas(rows),
+                                      *minute_deltas(rows), timeout=timeout)
         if claimed is None:
             return False
         await conn.copy_records_to_table(table, records=rows, columns=columns, timeout=timeout)
-        await conn.execute(_BUMP_COUNTERS, table, *counter_deltas(rows), timeout=timeout)
-        await conn.execute(_BUMP_MINUTES, table, *minute_deltas(rows), timeout=timeout)
     return True
 
 

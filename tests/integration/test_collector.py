@@ -23,8 +23,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def sim():
-    s = SimulatorProcess(seed=11, rate=300)
+def sim(request):
+    s = SimulatorProcess(seed=11, rate=300, tls=getattr(request, "param", "ws") == "wss")
     s.start()
     yield s
     s.stop()
@@ -44,6 +44,7 @@ def _queue_command(redis_url, op, symbol, exchange):
     r.close()
 
 
+@pytest.mark.parametrize("sim", ["ws", "wss"], indirect=True)  # the frame reader under plain TCP and TLS
 async def test_every_message_sent_is_stored_once_with_exchange_time(sim, database_url, redis_url, tmp_path):
     env = collector_env(sim, database_url, redis_url, tmp_path)
     collector = Collector(settings_for(env), metrics_emit=lambda _: None)

@@ -72,7 +72,10 @@ def test_book_row_keeps_levels_and_update_type_name():
                                     ask_price=[6012.25, 6012.5], ask_size=[3, 4], ask_orders=[1, 2], ssboe=5, usecs=6)
     row = decode_book(m.SerializeToString(), NOW)
     assert row[3] == "SOLO"
-    assert row[4:10] == ([6012.0], [0], [0], [6012.25, 6012.5], [3, 4], [1, 2])
+    assert row[4:10] == ((6012.0,), (0,), (0,), (6012.25, 6012.5), (3, 4), (1, 2))
+    bid_only = pb.order_book_pb2.OrderBook(template_id=156, symbol="ESZ6", exchange="CME", update_type=7,
+                                           bid_price=[6011.75], bid_size=[2], ssboe=5, usecs=7)
+    assert decode_book(bid_only.SerializeToString(), NOW)[4:10] == ((6011.75,), (2,), (), (), (), ())
 
 
 @pytest.mark.parametrize("bad", [b"", b"\x00\x00\x00\x05abc", b"\x00\x00\x00\x03\xff\xff\xff"])

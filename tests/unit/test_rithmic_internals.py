@@ -94,7 +94,8 @@ class _Sink:
     def __init__(self):
         self.frames, self.full, self.space = [], False, None
 
-    def handle(self, frame):
+    def handle(self, frame, received=None):
+        assert received is not None  # the reader stamps each read
         self.frames.append(frame)
         return not frame.startswith(b"library")  # those go to async_rithmic's own queue
 
