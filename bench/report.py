@@ -24,7 +24,8 @@ KEYS: dict[str, str] = {
     "machine.python": "Python version",
     "machine.mode": "tiny, quick or full",
     "machine.duration_s": "wall time of the whole run",
-    "simulator.send_msgs_per_s": "simulator send rate, one core, catching up a backlog (python -m simulator.bench_send --backlog, 4 symbols)",
+    "simulator.send_msgs_per_s": ("simulator send rate, one core, catching up a backlog "
+                                  "(python -m simulator.bench_send --backlog, 4 symbols)"),
     "simulator.send_over_collector": "simulator send rate / collector ingest rate (target >= 3)",
     "ingest.collector_msgs_per_s": "collector end to end: rows committed per second (one row per message)",
     "ingest.stock_async_rithmic_msgs_per_s": "(a) stock async_rithmic callbacks -> same writer, rows committed/s",

@@ -3,8 +3,9 @@
 async_rithmic decodes every market-data message into a dict (MessageToDict, twice for
 trades and quotes, plus once more in a debug f-string) before calling back, ignores the
 answer to a subscription request, and hands websockets an SSL context even for ws://.
-We replace the ticker plant's receive loop with one that hands raw frames to our own
-decoder and pass everything else on unchanged. `check_compatibility()` fails loudly when
+We replace the ticker plant's receive loop, and split its binary frames out of the TCP
+stream ourselves (FrameReader), handing raw market-data frames to our own decoder and
+everything else on to the library and websockets unchanged. `check_compatibility()` fails loudly when
 a new async_rithmic release moves what this relies on; tests call it.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
+import websockets
 from async_rithmic import RithmicClient
 from async_rithmic import protocol_buffers as pb
 from async_rithmic.enums import SysInfraType
@@ -24,7 +26,10 @@ from async_rithmic.exceptions import RithmicErrorResponse
 from async_rithmic.objects import ReconnectionSettings, RetrySettings
 from async_rithmic.plants.base import BasePlant
 from async_rithmic.plants.ticker import TickerPlant
+from websockets.asyncio.client import ClientConnection
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.uri import parse_uri
 
 from .observability import redact_library_logs
 
@@ -57,6 +62,17 @@ def check_compatibility() -> None:
                    "self.credentials"):
         if needle not in init_src:
             problems.append(f"RithmicClient.__init__ no longer sets {needle}")
+    # FrameReader: the connection async_rithmic opens is websockets' asyncio one, whose
+    # data_received we take over and whose protocol tells us max_size and extensions.
+    if websockets.connect is not websockets.asyncio.client.connect:
+        problems.append("websockets.connect is no longer the asyncio ClientConnection")
+    owner = next((k for k in ClientConnection.__mro__ if "data_received" in vars(k)), None)
+    if owner is None or not owner.__module__.startswith("websockets"):  # asyncio.Protocol's is a no-op
+        problems.append("websockets ClientConnection.data_received is gone")
+    protocol = ClientProtocol(parse_uri("ws://localhost/"))
+    for attr in ("max_size", "extensions"):
+        if not hasattr(protocol, attr):
+            problems.append(f"websockets Protocol.{attr} is gone")
     if problems:
         raise IncompatibleLibrary("; ".join(problems))
 

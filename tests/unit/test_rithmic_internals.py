@@ -20,6 +20,14 @@ def test_compatibility_check_fails_loudly_when_an_internal_moves(monkeypatch):
         ri.check_compatibility()
 
 
+def test_compatibility_check_names_the_websockets_internal_the_frame_reader_needs(monkeypatch):
+    from websockets.asyncio.connection import Connection
+
+    monkeypatch.delattr(Connection, "data_received")
+    with pytest.raises(ri.IncompatibleLibrary, match="data_received"):
+        ri.check_compatibility()
+
+
 def _client(url, ca_file=None):
     return ri.make_client(user="u", password="p", system_name="s", app_name="a", app_version="1",
                           url=url, ca_file=ca_file, max_reconnect_delay=7)
