@@ -20,6 +20,9 @@ log = logging.getLogger("simulator.websocket")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HANDSHAKE = 16 * 1024
 HANDSHAKE_TIMEOUT = 10.0  # seconds a TCP connection may take to upgrade before it is closed
+# Seconds a closing connection may take to flush what is still buffered for it (a peer that has
+# stopped reading never takes it) before the TCP connection is dropped.
+CLOSE_TIMEOUT = 2.0
 MAX_MESSAGE = 1024 * 1024
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 WRITE_HIGH_WATER = 512 * 1024
@@ -229,6 +232,11 @@ class WebSocketConnection(asyncio.Protocol):
             self._close_sent = True
             self.transport.write(ws_frame(OP_CLOSE, code.to_bytes(2, "big") + reason.encode()[:120]))
         self.transport.close()
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.abort_if_still_open)
+
+    def abort_if_still_open(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.abort()
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame, as a network failure would."""

@@ -613,6 +613,8 @@ async def test_market_by_order_depth_adds_up_to_the_book(sim):
 
 async def test_stats_count_exactly_what_the_client_received(sim):
     symbols = {"YMZ6": "CBOT", "GCG7": "COMEX"}
+    # Clients of earlier tests are gone once their close has been flushed (or dropped).
+    assert await wait_for(lambda: sim.stats()["connections"] == 0, 15)
     client = make_client(sim)
     rec = Recorder(client)
     await client.connect(plants=[TICKER])
