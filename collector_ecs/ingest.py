@@ -44,7 +44,6 @@ class Ingest:
         self._on_first_trade = on_first_trade  # (symbol, exchange, ts) after an outage
         self.messages = 0  # market-data messages taken (the watchdog and the rate read it)
         self.malformed = 0
-        self.unknown = 0
         self.book_untrusted_dropped = 0
         self.last_message_at: dt.datetime | None = None
         self.last_trade_ts: dict[str, dt.datetime] = {}

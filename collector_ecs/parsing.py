@@ -46,16 +46,14 @@ class FrameError(ValueError):
 _SECONDS: dict[int, dt.datetime] = {}  # whole seconds already converted (the hot path reuses them)
 
 
-def _second(ssboe: int) -> dt.datetime:
-    if len(_SECONDS) >= 4096:  # a few seconds of every subscribed symbol; never grows unbounded
-        _SECONDS.clear()
-    base = _SECONDS[ssboe] = _fromtimestamp(ssboe, UTC)
-    return base
-
-
 def exchange_time(ssboe: int, usecs: int) -> dt.datetime:
     """The exchange's event time: seconds since the Unix epoch plus microseconds, in UTC."""
-    return (_SECONDS.get(ssboe) or _second(ssboe)).replace(microsecond=usecs)
+    base = _SECONDS.get(ssboe)
+    if base is None:
+        if len(_SECONDS) >= 4096:  # distinct seconds seen; live data needs a handful at a time
+            _SECONDS.clear()
+        base = _SECONDS[ssboe] = _fromtimestamp(ssboe, UTC)
+    return base.replace(microsecond=usecs)
 
 
 def split_frame(frame: bytes) -> tuple[int, bytes]:
@@ -80,10 +78,9 @@ def decode_trade(payload: bytes, received_at: dt.datetime) -> tuple | None:
     bits = m.presence_bits
     if m.is_snapshot or not (bits & _LT_TRADE_BIT):
         return None
-    ssboe = m.ssboe
     aggressor = m.aggressor
     return (
-        (_SECONDS.get(ssboe) or _second(ssboe)).replace(microsecond=m.usecs), m.symbol, m.exchange,
+        exchange_time(m.ssboe, m.usecs), m.symbol, m.exchange,
         m.trade_price, m.trade_size, _AGGRESSOR[aggressor] if aggressor < 3 else None,
         m.volume if bits & _LT_VOLUME_BIT else None, received_at, False,
     )
@@ -116,8 +113,7 @@ class QuoteBook:
             side[3], side[4], side[5] = m.ask_price, m.ask_size, m.ask_orders
         elif m.clear_bits & _BBO_ASK:
             side[3] = side[4] = side[5] = None
-        ssboe = m.ssboe
-        return ((_SECONDS.get(ssboe) or _second(ssboe)).replace(microsecond=m.usecs), symbol, m.exchange,
+        return (exchange_time(m.ssboe, m.usecs), symbol, m.exchange,
                 side[0], side[1], side[2], side[3], side[4], side[5], received_at)
 
     def forget(self, symbol: str) -> None:
@@ -132,10 +128,9 @@ def decode_book(payload: bytes, received_at: dt.datetime) -> tuple:
     as the row waits in the writer's buffer (that cost the hot path more than decoding did).
     """
     m = _OrderBook.FromString(payload)
-    ssboe = m.ssboe
     bp, bs, bo, ap, as_, ao = m.bid_price, m.bid_size, m.bid_orders, m.ask_price, m.ask_size, m.ask_orders
     return (
-        (_SECONDS.get(ssboe) or _second(ssboe)).replace(microsecond=m.usecs), m.symbol, m.exchange,
+        exchange_time(m.ssboe, m.usecs), m.symbol, m.exchange,
         _UPDATE_TYPE.get(m.update_type, "UPDATETYPE_UNSPECIFIED"),
         tuple(bp) if bp else (), tuple(bs) if bs else (), tuple(bo) if bo else (),
         tuple(ap) if ap else (), tuple(as_) if as_ else (), tuple(ao) if ao else (), received_at,

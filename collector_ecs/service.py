@@ -164,6 +164,8 @@ class Collector:
                 last_rows = dict(self.writer.rows_written)
                 self.metrics.count("MessagesReceived", self.ingest.messages - metrics_n)
                 self.metrics.gauge("MalformedFramesTotal", self.ingest.malformed)
+                # Book updates skipped after an outage until the next snapshot rebuilds the book.
+                self.metrics.gauge("BookUpdatesSkippedTotal", self.ingest.book_untrusted_dropped)
                 self.metrics.flush(self.settings.collector_id)
                 last_metrics, metrics_n = now, self.ingest.messages
 
