@@ -317,6 +317,8 @@ def guard_login(plant: BasePlant, on_refused=None) -> None:
             refusal = getattr(plant, "_rdc_login_refusal", None)
             if refusal is None:
                 raise
+            # async_rithmic leaves the refused socket open, and every retry opens another.
+            await close_quietly(plant)
             err = LoginRefused(refusal)
             if on_refused is not None:
                 await on_refused(err)
@@ -346,6 +348,18 @@ def plant_ready(plant: BasePlant) -> bool:
 
 def heartbeat_interval(plant: BasePlant) -> float:
     return float(plant.heartbeat_interval or 30)
+
+
+async def close_quietly(plant: BasePlant, timeout: float = 2.0) -> None:
+    """Close the plant's socket if one is open; a gateway that does not answer the close is dropped."""
+    ws = plant.ws
+    if ws is None:
+        return
+    try:
+        await asyncio.wait_for(ws.close(), timeout)
+    except Exception:  # already closed, or no answer: make sure the socket is gone
+        if ws.transport is not None:
+            ws.transport.abort()
 
 
 def abort_connection(plant: BasePlant) -> None:

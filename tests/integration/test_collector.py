@@ -172,6 +172,8 @@ async def test_rotated_password_is_reread_from_secrets_manager(database_url, red
             try:
                 assert collector.session.credential_rereads == 1
                 assert await wait_until(lambda: _ticks(database_url, "ESZ6"), 10) > 0
+                # the refused login's socket is closed, not left open beside the new session
+                assert sim.stats()["connections"] == 2  # ticker and history
             finally:
                 await collector.stop()
     finally:

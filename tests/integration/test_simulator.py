@@ -212,8 +212,10 @@ async def test_bad_credentials_get_permission_denied_13(sim, user, password):
         await raw.close()
     assert response.rp_code[0] == "13"
     assert list(response.user_msg) == ["login"]
+    refused = make_client(sim, user, password)
     with pytest.raises(Exception):  # noqa: B017 - async_rithmic raises whatever a failed login leaves it with
-        await make_client(sim, user, password).connect(plants=[HISTORY])
+        await refused.connect(plants=[HISTORY])
+    await refused.plants["history"].ws.close()  # async_rithmic leaves the refused socket open
 
 
 async def test_second_user_from_users_option_logs_in(sim):
