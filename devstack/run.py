@@ -350,8 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         stack.start()
-        state_file.write_text(json.dumps({"pid": os.getpid(), "pids": stack.pids(), "ports": plan.listening_ports(),
-                                          "http_url": plan.http_url}, indent=2))
+        # Written whole then renamed: /health may already answer, and a reader must never see half a file.
+        partial = state_file.with_suffix(".json.partial")
+        partial.write_text(json.dumps({"pid": os.getpid(), "pids": stack.pids(), "ports": plan.listening_ports(),
+                                       "http_url": plan.http_url}, indent=2))
+        partial.replace(state_file)
         print(banner(plan, dt.datetime.now(dt.UTC).date()), flush=True)  # the simulator's calendar
         while True:
             ended = stack.exited()

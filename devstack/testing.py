@@ -98,13 +98,23 @@ class StackProcess:
             with contextlib.suppress(OSError, ValueError):
                 status, doc = get_json(self.http_url + "/health", timeout=5)
                 last = (status, doc)
+                # NGINX and the API answer before devstack has started the collector and written its
+                # state file; the stack is up only when both hold (and the file is this run's).
                 if status == 200 and doc.get("status") == "healthy":
-                    state = self.local_dir / "devstack.json"
-                    if state.exists():
-                        self.pids = json.loads(state.read_text())["pids"]
-                    return doc
+                    state = self._state()
+                    if state is not None:
+                        self.pids = state["pids"]
+                        return doc
             time.sleep(0.5)
         raise TimeoutError(f"stack not healthy within {timeout:.0f}s (last: {last}):\n{self.read_output()[-4000:]}")
+
+    def _state(self) -> dict | None:
+        path = self.local_dir / "devstack.json"
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return state if state.get("pid") == self.proc.pid else None
 
     def interrupt(self, timeout: float = 90, sig: int = signal.SIGINT) -> int:
         """Ctrl-C as a terminal sends it (SIGINT to the process group), or `sig`; returns the exit code."""

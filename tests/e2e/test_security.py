@@ -138,8 +138,11 @@ def pg_log(pg, market) -> Path | None:
 def api(market, pg_log, redis_server, tmp_path_factory) -> ApiBehindNginx:
     redis_url = redis_server if isinstance(redis_server, str) else redis_server.url
     local = tmp_path_factory.mktemp("security")
+    # This module sends hundreds of requests back to back from one address, faster than the default
+    # 50r/s a client gets; the limit itself is tested on its own NGINX (test_a_burst_over_the_rate_limit...).
     with api_behind_nginx(local, market.url, redis_url, API_KEYS=f"{OTHER_KEY},{KEY}",
-                          DB_STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS)) as running:
+                          DB_STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS),
+                          RDC_NGINX_RATE="10000r/s", RDC_NGINX_BURST="10000") as running:
         yield running
 
 
