@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The products the ingest and freshness runs subscribe to (the simulator's front months).
-PRODUCTS = ("ES", "NQ", "CL", "GC")
-
 
 @dataclass(frozen=True)
 class Sizes:

@@ -16,9 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+from rdc_common.products import DEFAULT_PRODUCTS
+
 from . import api as api_bench
 from . import ingest, report
-from .config import MODES, PRODUCTS
+from .config import MODES
 from .stack import BenchStack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,23 +75,23 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
         doc["machine"]["postgres"] = _pg_version(stack)
 
         log("simulator: send rate on one core")
-        sim = ingest.run_send(sizes, PRODUCTS)
+        sim = ingest.run_send(sizes, DEFAULT_PRODUCTS)
         loads.append(load_1m())
         log(f"  {sim['send_msgs_per_s']:,} msgs/s")
 
         log("ingest: collector end to end")
-        col = ingest.run_collector(stack, sizes, PRODUCTS, workdir, profile, log)
+        col = ingest.run_collector(stack, sizes, DEFAULT_PRODUCTS, workdir, profile, log)
         loads.append(load_1m())
         log(f"  {col['msgs_per_s']:,} msgs/s  cpu {col['cpu_share']}")
 
         log("ingest: (a) stock async_rithmic")
-        stock = ingest.run_stock(stack, sizes, PRODUCTS, workdir, log)
+        stock = ingest.run_stock(stack, sizes, DEFAULT_PRODUCTS, workdir, log)
         loads.append(load_1m())
         log(f"  {stock['msgs_per_s']:,} msgs/s  cpu {stock['cpu_share']}")
 
         log("ingest: (b) bare decode")
         sample_file = workdir / "decoded-rows.pickle"
-        dec = ingest.run_decode(sizes, PRODUCTS, workdir, sample_file, log)
+        dec = ingest.run_decode(sizes, DEFAULT_PRODUCTS, workdir, sample_file, log)
         loads.append(load_1m())
         log(f"  {dec['msgs_per_s']:,} msgs/s")
         sample = ingest.load_sample(sample_file)
@@ -121,13 +123,13 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
             "collector": col, "stock": stock, "raw_decode": dec, "raw_copy": copy, "seed_style": seed,
         }
 
-        log(f"freshness: collector at {sizes.fresh_rate_per_symbol * len(PRODUCTS):,} msgs/s")
-        doc["freshness_ms"] = ingest.run_freshness(stack, sizes, PRODUCTS, workdir, log)
+        log(f"freshness: collector at {sizes.fresh_rate_per_symbol * len(DEFAULT_PRODUCTS):,} msgs/s")
+        doc["freshness_ms"] = ingest.run_freshness(stack, sizes, DEFAULT_PRODUCTS, workdir, log)
         loads.append(load_1m())
         fr = doc["freshness_ms"]
         log(f"  p50 {fr['p50']} ms  p99 {fr['p99']} ms at {fr['msgs_per_s']:,} msgs/s")
 
-        doc["api"], doc["scale"] = api_bench.run(stack, sizes, PRODUCTS, workdir / "api", log)
+        doc["api"], doc["scale"] = api_bench.run(stack, sizes, DEFAULT_PRODUCTS, workdir / "api", log)
         loads.append(load_1m())
     finally:
         stack.stop()

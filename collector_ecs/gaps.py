@@ -36,6 +36,11 @@ class OpenGap:
     gap_id: int | None = None
     end: dt.datetime | None = None
 
+    def pending_record(self) -> dict:
+        """This gap as a line of the pending file, for when the database cannot take it now."""
+        return {"symbol": self.symbol, "exchange": self.exchange, "start": self.start.isoformat(),
+                "end": (self.end or self.start).isoformat(), "cause": self.cause, "dropped_rows": 0}
+
 
 class GapManager:
     """Owns the gap records, the backfill worker and the stall watchdog."""
@@ -160,17 +165,15 @@ class GapManager:
     async def record_unfinished(self) -> None:
         """At shutdown: every outage not yet recorded becomes a gap record (not backfilled);
         the next start's restart gap covers the same span and backfills it."""
-        pending = [g for g in (self._current,) if g is not None]
+        pending = [self._current] if self._current is not None else []
         while not self._backfills.empty():
             pending.append(self._backfills.get_nowait())
         pending += list(self.open.values())
         for gap in pending:
-            record = {"symbol": gap.symbol, "exchange": gap.exchange, "start": gap.start.isoformat(),
-                      "end": (gap.end or gap.start).isoformat(), "cause": gap.cause, "dropped_rows": 0}
             try:
                 await self.control.open_gap(gap.symbol, gap.exchange, gap.start, gap.end, gap.cause)
             except Exception:
-                await asyncio.to_thread(self._append_pending, [record])
+                await asyncio.to_thread(self._append_pending, [gap.pending_record()])
         self.open.clear()
         self._current = None
 
@@ -203,15 +206,13 @@ class GapManager:
         log.info("gap closed", extra={"fields": {
             "symbol": gap.symbol, "cause": gap.cause, "start": gap.start.isoformat(),
             "end": gap.end.isoformat(), "backfilled_rows": len(rows)}})
-        record = {"symbol": gap.symbol, "exchange": gap.exchange, "start": gap.start.isoformat(),
-                  "end": gap.end.isoformat(), "cause": gap.cause, "dropped_rows": 0}
         self._current = None  # from here on, this gap's record is this method's to write
         try:
             gap_id = await self.control.open_gap(gap.symbol, gap.exchange, gap.start, gap.end, gap.cause)
             await self.control.close_gap(gap_id, gap.end, backfilled, len(rows))
         except Exception:
             # Database away: keep the record on disk; flush_pending writes it later.
-            await asyncio.to_thread(self._append_pending, [record])
+            await asyncio.to_thread(self._append_pending, [gap.pending_record()])
 
     async def run_watchdog(self, stop: asyncio.Event) -> None:
         """Detect a stalled stream within twice the heartbeat interval (the library only

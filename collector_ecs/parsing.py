@@ -67,11 +67,6 @@ def split_frame(frame: bytes) -> tuple[int, bytes]:
         raise FrameError(f"undecodable frame: {exc}") from None
 
 
-def template_id(frame: bytes) -> int:
-    """The template id of a length-prefixed frame; FrameError when the frame is malformed."""
-    return split_frame(frame)[0]
-
-
 def decode_trade(payload: bytes, received_at: dt.datetime) -> tuple | None:
     """A tick_data row, or None for a LastTrade that reports no new trade (a snapshot, or volume only)."""
     m = _LastTrade.FromString(payload)

@@ -235,8 +235,8 @@ class WebSocketConnection(asyncio.Protocol):
         asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.abort_if_still_open)
 
     def abort_if_still_open(self) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.abort()
+        if not self.closed:
+            self.abort()
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame, as a network failure would."""

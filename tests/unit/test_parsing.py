@@ -12,7 +12,7 @@ from collector_ecs.parsing import (
     decode_market_data_response,
     decode_trade,
     exchange_time,
-    template_id,
+    split_frame,
     trades_from_history,
 )
 
@@ -30,7 +30,7 @@ def test_trade_row_carries_exchange_time_not_local_clock():
                                     trade_price=6012.25, trade_size=3, aggressor=2, volume=1234,
                                     ssboe=1_795_000_000, usecs=123_456)
     f = frame(m)
-    assert template_id(f) == 150
+    assert split_frame(f) == (150, f[4:])
     row = decode_trade(f[4:], NOW)
     assert row[0] == dt.datetime(2026, 11, 18, 11, 6, 40, 123_456, tzinfo=dt.UTC)
     assert row[0] == exchange_time(1_795_000_000, 123_456)
@@ -81,7 +81,7 @@ def test_book_row_keeps_levels_and_update_type_name():
 @pytest.mark.parametrize("bad", [b"", b"\x00\x00\x00\x05abc", b"\x00\x00\x00\x03\xff\xff\xff"])
 def test_malformed_frames_raise_frame_error(bad):
     with pytest.raises(FrameError):
-        template_id(bad)
+        split_frame(bad)
 
 
 def test_subscription_answer_exposes_user_msg_and_code():
