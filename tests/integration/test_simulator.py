@@ -623,34 +623,35 @@ async def test_market_by_order_depth_adds_up_to_the_book(sim):
 # --- 6. control API and faults ------------------------------------------------------------------
 
 
-async def test_stats_count_exactly_what_the_client_received(sim):
+async def test_stats_count_exactly_what_the_client_received():
     symbols = {"YMZ6": "CBOT", "GCG7": "COMEX"}
-    # Clients of earlier tests are gone once their close has been flushed (or dropped).
-    assert await wait_for(lambda: sim.stats()["connections"] == 0, 15)
-    client = make_client(sim)
-    rec = Recorder(client)
-    await client.connect(plants=[TICKER])
-    try:
-        for symbol, exchange in symbols.items():
-            await client.subscribe_to_market_data(symbol, exchange, ALL)
-        await asyncio.sleep(2)
-        for symbol, exchange in symbols.items():
-            await client.unsubscribe_from_market_data(symbol, exchange, ALL)
+    # Its own simulator: the module's may still hold a socket an earlier test's client failed to close.
+    with SimulatorProcess(seed=1, rate=200, today=TODAY.isoformat()) as sim:
+        assert sim.stats()["connections"] == 0
+        client = make_client(sim)
+        rec = Recorder(client)
+        await client.connect(plants=[TICKER])
+        try:
+            for symbol, exchange in symbols.items():
+                await client.subscribe_to_market_data(symbol, exchange, ALL)
+            await asyncio.sleep(2)
+            for symbol, exchange in symbols.items():
+                await client.unsubscribe_from_market_data(symbol, exchange, ALL)
 
-        def received(symbol):
-            trades = rec.of(symbol, "trade")
-            return {
-                "last_trade": sum(not t.get("is_snapshot") for t in trades),
-                "last_trade_snapshot": sum(bool(t.get("is_snapshot")) for t in trades),
-                "bbo": len(rec.of(symbol, "bbo")),
-                "order_book": len(rec.of(symbol, "book")),
-            }
+            def received(symbol):
+                trades = rec.of(symbol, "trade")
+                return {
+                    "last_trade": sum(not t.get("is_snapshot") for t in trades),
+                    "last_trade_snapshot": sum(bool(t.get("is_snapshot")) for t in trades),
+                    "bbo": len(rec.of(symbol, "bbo")),
+                    "order_book": len(rec.of(symbol, "book")),
+                }
 
-        assert await wait_for(lambda: all(sim.stats()["sent"][s] == received(s) for s in symbols), 5)
-        assert all(received(s)["last_trade"] > 20 for s in symbols)
-        assert await wait_for(lambda: sim.stats()["connections"] == 1, 15)
-    finally:
-        await client.disconnect()
+            assert await wait_for(lambda: all(sim.stats()["sent"][s] == received(s) for s in symbols), 5)
+            assert all(received(s)["last_trade"] > 20 for s in symbols)
+            assert await wait_for(lambda: sim.stats()["connections"] == 1, 15)
+        finally:
+            await client.disconnect()
 
 
 def test_control_api_answers_bad_requests_with_json_errors(sim):
