@@ -30,6 +30,7 @@ from pathlib import Path
 import asyncpg
 
 from collector_ecs.parsing import COLUMNS
+from rdc_common.clock import default_clock
 from rdc_common.products import PRODUCTS, front_month
 from simulator.testing import SimulatorProcess
 
@@ -42,7 +43,7 @@ ROWS_COMMITTED = "SELECT coalesce(sum(row_count), 0)::bigint FROM ingest_counter
 
 
 def contracts(products, today: dt.date | None = None) -> list[tuple[str, str]]:
-    today = today or dt.datetime.now(UTC).date()
+    today = today or default_clock().today()
     return [(c.symbol, c.exchange) for c in (front_month(PRODUCTS[p], today) for p in products)]
 
 

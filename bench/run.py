@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from rdc_common.clock import pin_environment
 from rdc_common.products import DEFAULT_PRODUCTS
 
 from . import api as api_bench
@@ -174,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if mode == "full" and not args.no_wait:
         wait_idle(1.0, 15 * 60, 30, log)
+    # Every process the bench starts shares one clock pinned to an open market (rdc_common.clock):
+    # on a real weekend the simulator would send nothing, and what we measure must not depend on the day.
+    pin_environment(os.environ)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="rdc-bench-") as tmp:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from rdc_common.clock import Clock, ClockError, LiveClock, clock_from_env
 from rdc_common.products import (
     DEFAULT_PRODUCTS,
     PRODUCTS,
     SymbolError,
-    contract,
+    check_month,
     infer_exchange,
     normalize_exchange,
     normalize_symbol,
@@ -85,6 +86,8 @@ class Settings:
     max_reconnect_delay_s: float = 30.0
     metrics_interval_s: float = 60.0
     rithmic_secret_id: str | None = None
+    # "Now" for every market decision (rolls, expiries, open/closed, receive stamps): RDC_CLOCK_*.
+    clock: Clock = field(default_factory=LiveClock)
 
     def public_summary(self) -> dict:
         """What start-up logs: everything but credentials."""
@@ -126,7 +129,7 @@ def parse_symbols(raw) -> tuple[SymbolSpec, ...]:
             else:
                 sym = normalize_symbol(sym)
                 if split_symbol(sym)[0] in PRODUCTS:
-                    contract(sym)  # checks the month is one the product lists
+                    check_month(sym)
                 spec = SymbolSpec(sym, normalize_exchange(exch) if exch else infer_exchange(sym))
         except SymbolError as exc:
             raise ConfigError(f"SYMBOLS entry '{item}': {exc}") from None
@@ -270,6 +273,10 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_client=None) -> 
     except SecretError as exc:
         raise ConfigError(f"DB_SECRET_ID: {exc}") from None
     redis_url = _redis_url(env)
+    try:
+        clock = clock_from_env(env)
+    except ClockError as exc:
+        raise ConfigError(str(exc)) from None
 
     return Settings(
         rithmic_user=user, rithmic_password=Secret(password),
@@ -291,4 +298,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_client=None) -> 
         stall_timeout_s=_float(env, "STALL_TIMEOUT_S", None, 0.5, 3600),
         max_reconnect_delay_s=_float(env, "MAX_RECONNECT_DELAY_S", 30.0, 0.1, 600),
         rithmic_secret_id=secret_id,
+        clock=clock,
     )

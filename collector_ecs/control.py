@@ -9,13 +9,15 @@ import datetime as dt
 
 import asyncpg
 
+from rdc_common.clock import Clock, LiveClock
+
 _UPSERT_DESIRED = (
     "INSERT INTO subscriptions (symbol, exchange, desired, status) VALUES ($1, $2, true, 'pending') "
     "ON CONFLICT (symbol) DO UPDATE SET exchange = EXCLUDED.exchange, desired = true, "
     "status = CASE WHEN subscriptions.status = 'active' THEN 'active' ELSE 'pending' END"
 )
 _SET_STATUS = (
-    "UPDATE subscriptions SET status = $2, reason = $3, status_since = now() "
+    "UPDATE subscriptions SET status = $2, reason = $3, status_since = $4 "
     "WHERE symbol = $1 AND (status IS DISTINCT FROM $2 OR reason IS DISTINCT FROM $3)"
 )
 _DESIRED = "SELECT symbol, exchange, desired, status FROM subscriptions ORDER BY requested_at, symbol"
@@ -25,16 +27,16 @@ _OPEN_GAP = ("INSERT INTO gaps (symbol, exchange, gap_start, gap_end, cause, dro
 _CLOSE_GAP = ("UPDATE gaps SET gap_end = $2, backfilled = $3, backfilled_rows = $4 WHERE id = $1")
 _HEARTBEAT = (
     "INSERT INTO collector_heartbeat (collector_id, connected, last_message_at, messages_per_s, queue_depth, "
-    "spool_bytes, updated_at) VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (collector_id) DO UPDATE SET "
+    "spool_bytes, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (collector_id) DO UPDATE SET "
     "connected = EXCLUDED.connected, last_message_at = EXCLUDED.last_message_at, "
     "messages_per_s = EXCLUDED.messages_per_s, queue_depth = EXCLUDED.queue_depth, "
-    "spool_bytes = EXCLUDED.spool_bytes, updated_at = now()"
+    "spool_bytes = EXCLUDED.spool_bytes, updated_at = EXCLUDED.updated_at"
 )
 _LAST_TRADES = (
     "SELECT s.symbol, s.exchange, c.last_ts FROM subscriptions s JOIN ingest_counters c "
     "ON c.table_name = 'tick_data' AND c.symbol = s.symbol WHERE s.desired AND c.last_ts IS NOT NULL"
 )
-_PARTITIONS = "SELECT rdc_ensure_partitions((now() AT TIME ZONE 'UTC')::date, $1)"
+_PARTITIONS = "SELECT rdc_ensure_partitions($1::date, $2)"
 _PRUNE_BATCHES = "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(days => $1)"
 _PRUNE_MINUTES = "DELETE FROM ingest_minute_counters WHERE minute < now() - make_interval(days => $1)"
 
@@ -52,9 +54,13 @@ async def bounded(coro, timeout: float):
 
 
 class ControlStore:
-    def __init__(self, dsn: str, timeout: float):
+    """Times it writes (status changes, heartbeats) and the partitions it makes follow `clock`
+    (rdc_common.clock), the market's time, so they line up with the recorded data's timestamps."""
+
+    def __init__(self, dsn: str, timeout: float, clock: Clock | None = None):
         self._dsn = dsn
         self.timeout = timeout
+        self.clock = clock or LiveClock()
         self._pool: asyncpg.Pool | None = None
 
     async def _get_pool(self) -> asyncpg.Pool:
@@ -88,7 +94,7 @@ class ControlStore:
         await self._execute(_UPSERT_DESIRED, symbol, exchange)
 
     async def set_status(self, symbol: str, status: str, reason: str | None = None) -> None:
-        await self._execute(_SET_STATUS, symbol, status, reason)
+        await self._execute(_SET_STATUS, symbol, status, reason, self.clock.now_dt())
 
     async def desired_set(self) -> list[asyncpg.Record]:
         return await self._fetch(_DESIRED)
@@ -105,12 +111,14 @@ class ControlStore:
 
     async def heartbeat(self, collector_id: str, connected: bool, last_message_at, rate: float,
                         queue_depth: int, spool_bytes: int) -> None:
-        await self._execute(_HEARTBEAT, collector_id, connected, last_message_at, rate, queue_depth, spool_bytes)
+        await self._execute(_HEARTBEAT, collector_id, connected, last_message_at, rate, queue_depth, spool_bytes,
+                            self.clock.now_dt())
 
     async def last_trades(self) -> list[asyncpg.Record]:
         return await self._fetch(_LAST_TRADES)
 
     async def maintain(self, days_ahead: int = 7, keep_batch_ids_days: int = 7) -> None:
-        await self._fetchval(_PARTITIONS, days_ahead)
+        # From the day before: rows of a trade date that began the evening before land in their own day.
+        await self._fetchval(_PARTITIONS, self.clock.today() - dt.timedelta(days=1), days_ahead + 1)
         await self._execute(_PRUNE_BATCHES, keep_batch_ids_days)
         await self._execute(_PRUNE_MINUTES, 2)

@@ -61,6 +61,7 @@ class GapManager:
         self._cause_hint: str | None = None
         self._reconnects: list[float] = []
         self._current: OpenGap | None = None
+        self.clock = ingest.clock
 
     # -- events from the ingest path (synchronous) -----------------------------------
     def on_disconnect(self, cause: str) -> None:
@@ -68,7 +69,7 @@ class GapManager:
         self._cause_hint = None
         self.metrics.count("Reconnects")
         self._bound_reconnect_rate()
-        now = dt.datetime.now(UTC)
+        now = self.clock.now_dt()
         opened = []
         for symbol, exchange in self._active().items():
             if symbol in self.open:
@@ -191,7 +192,7 @@ class GapManager:
             try:
                 ticks = await self.session.historical_trades(
                     gap.symbol, gap.exchange, gap.start, gap.end + dt.timedelta(seconds=1))
-                received = dt.datetime.now(UTC)
+                received = self.clock.now_dt()
                 rows = [r for r in trades_from_history(ticks or [], gap.symbol, gap.exchange, received)
                         if gap.start < r[0] < gap.end]
                 backfilled = True

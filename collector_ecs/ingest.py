@@ -7,6 +7,8 @@ import asyncio
 import datetime as dt
 import logging
 
+from rdc_common.clock import LiveClock
+
 from .parsing import (
     LEVEL2,
     QUOTE,
@@ -24,7 +26,6 @@ from .parsing import (
 )
 
 log = logging.getLogger("collector.ingest")
-_now = dt.datetime.now
 UTC = dt.UTC
 T_FORCED_LOGOUT = 77
 _SNAPSHOT = "SNAPSHOT_IMAGE"
@@ -33,8 +34,10 @@ _SNAPSHOT = "SNAPSHOT_IMAGE"
 class Ingest:
     """The collector's FrameSink (see rithmic_internals.install_fast_path)."""
 
-    def __init__(self, writer, on_disconnect=None, on_forced_logout=None, on_first_trade=None):
+    def __init__(self, writer, on_disconnect=None, on_forced_logout=None, on_first_trade=None, clock=None):
         self.writer = writer
+        self.clock = clock or LiveClock()
+        self.now = self.clock.now_dt  # receive stamps: the collector's clock
         self._add_tick = writer.appender(TICK)
         self._add_quote = writer.appender(QUOTE)
         self._add_level2 = writer.appender(LEVEL2)
@@ -72,7 +75,7 @@ class Ingest:
             log.warning("malformed frame skipped", extra={"fields": {"error": str(exc), "bytes": len(frame)}})
             return True
         if received is None:
-            received = _now(UTC)
+            received = self.now()
         try:
             if tid == T_ORDER_BOOK:
                 row = decode_book(payload, received)

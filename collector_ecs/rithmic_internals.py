@@ -129,6 +129,11 @@ class FrameSink(Protocol):
 
 
 READ_SIZE = 64 * 1024
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
 _BINARY_FIN = 0x82  # FIN bit + binary opcode, no RSV bits: a whole, uncompressed binary message
 
 
@@ -144,10 +149,12 @@ class FrameReader:
     so that message and every later one take the ordinary path in order.
     """
 
-    __slots__ = ("ws", "sink", "queue", "tail", "max_size", "_original", "paused", "_pause_wanted", "active")
+    __slots__ = ("ws", "sink", "queue", "tail", "max_size", "_original", "paused", "_pause_wanted", "active", "now")
 
-    def __init__(self, ws, sink: FrameSink, queue: asyncio.Queue):
+    def __init__(self, ws, sink: FrameSink, queue: asyncio.Queue, now: Callable[[], datetime] | None = None):
         self.ws, self.sink, self.queue = ws, sink, queue
+        # The receive stamp's clock: the collector's (rdc_common.clock), real time by default.
+        self.now = now or _utcnow
         self.tail = b""
         self.max_size = ws.protocol.max_size
         self._original = ws.data_received
@@ -177,7 +184,7 @@ class FrameReader:
         end_of_data = len(data)
         pos = 0
         handle, put = self.sink.handle, self.queue.put_nowait
-        received = datetime.now(UTC)  # one stamp per read: every frame in it arrived together
+        received = self.now()  # one stamp per read: every frame in it arrived together
         max_size = self.max_size
         while end_of_data - pos >= 2:
             first, length = data[pos], data[pos + 1]
@@ -231,14 +238,15 @@ class FrameReader:
             self.ws.transport.resume_reading()
 
 
-def install_fast_path(plant: BasePlant, sink: FrameSink) -> None:
-    """Replace the plant's receive loop: market data goes to `sink`, the rest to the library."""
+def install_fast_path(plant: BasePlant, sink: FrameSink, now: Callable[[], datetime] | None = None) -> None:
+    """Replace the plant's receive loop: market data goes to `sink`, the rest to the library.
+    `now` stamps each read's arrival (the collector's clock)."""
 
     async def fast_recv_loop() -> None:
         ws = plant.ws
         queue = plant._inbound_queue
         handle = sink.handle
-        reader = FrameReader(ws, sink, queue)
+        reader = FrameReader(ws, sink, queue, now)
         resumer = asyncio.create_task(reader.resume_when_space())
         n = 0
         try:

@@ -43,7 +43,7 @@ class Collector:
     async def start(self) -> None:
         s = self.settings
         self.stop_event = asyncio.Event()
-        self.control = ControlStore(s.database_url.value, timeout=s.db_timeout_s)
+        self.control = ControlStore(s.database_url.value, timeout=s.db_timeout_s, clock=s.clock)
         spool = Spool(Path(s.spool_dir), s.spool_max_bytes)
         self.writer = BatchWriter(
             s.database_url.value, batch_size=s.batch_size, flush_interval_s=s.flush_interval_ms / 1000,
@@ -52,7 +52,7 @@ class Collector:
         await self.writer.start()
         with contextlib.suppress(Exception):
             await self.control.maintain()
-        self.ingest = Ingest(self.writer)
+        self.ingest = Ingest(self.writer, clock=s.clock)
         self.session = RithmicSession(s, self.ingest, secrets_client=self._secrets_client)
         self.subs = SubscriptionManager(self.session, self.control, s.redis_url.value, consumer=s.collector_id)
         self.gaps = GapManager(self.session, self.ingest, self.writer, self.control, lambda: self.subs.active,

@@ -67,7 +67,7 @@ class RithmicSession:
             app_name=s.rithmic_app_name, app_version=s.rithmic_app_version, url=s.rithmic_url,
             ca_file=s.rithmic_ca_file, max_reconnect_delay=s.max_reconnect_delay_s,
         )
-        install_fast_path(self.ticker, self.ingest)
+        install_fast_path(self.ticker, self.ingest, self.ingest.now)
         for plant in (self.ticker, self.history):
             guard_login(plant, self._reread_after_refusal if s.rithmic_secret_id else None)
         try:

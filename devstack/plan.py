@@ -7,7 +7,6 @@ combination of settings (own servers or the user's, simulator or real Rithmic) i
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 from collections.abc import Mapping
@@ -15,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from rdc_common.products import DEFAULT_PRODUCTS, PRODUCTS, front_month
+from rdc_common.clock import Clock, ClockError, clock_from_env
+from rdc_common.products import DEFAULT_PRODUCTS, PRODUCTS
 
 # Each port the stack listens on, its default and the variable that changes it.
 PORT_DEFAULTS: dict[str, tuple[str, int]] = {
@@ -118,6 +118,7 @@ class Plan:
     commands: dict[str, list[str]]  # argv of the child processes devstack starts
     envs: dict[str, dict[str, str]] = field(repr=False)  # their environments (they hold secrets)
     cwds: dict[str, Path] = field(default_factory=dict)
+    clock: Clock | None = None  # the clock every child shares (RDC_CLOCK_* in their environments)
 
     def starts(self, name: str) -> bool:
         return name in self.services
@@ -149,13 +150,15 @@ class Plan:
     def port_variable(self, name: str) -> str:
         return PORT_DEFAULTS[name][0]
 
-    def front_months(self, today: dt.date) -> list[str]:
-        """The contracts the default product codes resolve to today (for the curl examples)."""
+    def front_months(self, now: float) -> list[str]:
+        """The contracts the product codes resolve to at instant `now` (for the curl examples)."""
+        from rdc_common.calendar import front_contract  # pandas: only when the banner is printed
+
         out = []
         for item in self.symbols.split(","):
             code = item.strip().upper()
             if code in PRODUCTS:
-                out.append(front_month(PRODUCTS[code], today).symbol)
+                out.append(front_contract(code, now).symbol)
             elif code:
                 out.append(code)
         return out
@@ -183,8 +186,16 @@ def _database_url_from_parts(env: Mapping[str, str]) -> str | None:
 
 
 def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Plan:
-    """Decide what to start. `env` is the merged environment (see `merge_env`); `python` runs children."""
+    """Decide what to start. `env` is the merged environment (see `merge_env`); `python` runs children.
+
+    A simulated clock (RDC_CLOCK_START) must come with its RDC_CLOCK_ANCHOR already set
+    (`rdc_common.clock.with_anchor`), so every child gets the same timeline.
+    """
     repo = Path(repo)
+    try:
+        clock = clock_from_env(env)
+    except ClockError as exc:
+        raise PlanError(str(exc)) from None
     local_dir = Path(env.get("RDC_LOCAL_DIR") or repo / ".local")
     if not local_dir.is_absolute():
         local_dir = repo / local_dir
@@ -294,6 +305,7 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
         commands=commands,
         envs=envs,
         cwds={"api": repo / "api_chalice", "collector": repo, "simulator": repo},
+        clock=clock,
     )
 
 

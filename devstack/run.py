@@ -45,7 +45,7 @@ from devstack.services import (
     redis_binary,
     wait_port,
 )
-from rdc_common.products import PRODUCTS, front_month
+from rdc_common.clock import with_anchor
 
 REPO = Path(__file__).resolve().parent.parent
 COLLECTOR_STOP_TIMEOUT = 15.0
@@ -263,9 +263,11 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join("    | " + line for line in text)
 
 
-def banner(plan: Plan, today: dt.date) -> str:
+def banner(plan: Plan, now: float) -> str:
+    from rdc_common.calendar import front_contract
+
     url = plan.http_url
-    front = plan.front_months(today)
+    front = plan.front_months(now)
     first = front[0] if front else "ESZ6"
     logs = plan.logs_dir
     names = [n for n in ("collector", "api", "simulator") if n in plan.commands]
@@ -275,7 +277,7 @@ def banner(plan: Plan, today: dt.date) -> str:
         if plan.simulated
         else f"Rithmic at {mask_url(plan.rithmic_url)} as {plan.rithmic_user}"
     )
-    new_symbol = front_month(PRODUCTS["YM"], today).symbol
+    new_symbol = front_contract("YM", now).symbol
     pg_where = f"  (data in {plan.local_dir / 'pg'})" if plan.starts("postgres") else "  (yours)"
     # Never the keys themselves: the banner ends up in terminals, CI logs and screenshots.
     keys = [k for k in plan.envs["api"].get("API_KEYS", "").split(",") if k.strip()]
@@ -294,6 +296,7 @@ RithmicDataCollector is running; market data from {market}.
   PostgreSQL       {mask_url(plan.database_url)}{pg_where}
   Redis            {mask_url(plan.redis_url)}{redis_where}
   Symbols          {plan.symbols}  ->  {', '.join(front)}
+  Clock            {clock_line(plan)}
   Logs             {logs}/{{{','.join(names)}}}.log
   API keys         {access}
 
@@ -310,6 +313,14 @@ Ctrl-C stops everything.
 """
 
 
+def clock_line(plan: Plan) -> str:
+    clock = plan.clock
+    now = clock.now_dt().isoformat(timespec="seconds")
+    if not clock.simulated:
+        return f"real time ({now}); RDC_CLOCK_START=<ISO instant> [RDC_CLOCK_SPEED=N] simulates another"
+    return f"simulated: now {now}, {clock.speed:g}x real time (RDC_CLOCK_START / RDC_CLOCK_SPEED)"
+
+
 def _install_handlers(handler) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
@@ -320,7 +331,8 @@ def load_plan(environ: dict[str, str] | None = None, repo: Path = REPO) -> Plan:
     # RDC_ENV_FILE: another file instead of .env (the tests point it away from a developer's .env).
     dotenv_path = Path(environ.get("RDC_ENV_FILE") or repo / ".env")
     dotenv = parse_dotenv(dotenv_path.read_text()) if dotenv_path.exists() else {}
-    return make_plan(merge_env(environ, dotenv), repo, python=sys.executable)
+    # One timeline for every child: a simulated clock is anchored at this start (rdc_common.clock).
+    return make_plan(with_anchor(merge_env(environ, dotenv)), repo, python=sys.executable)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         partial.write_text(json.dumps({"pid": os.getpid(), "pids": stack.pids(), "ports": plan.listening_ports(),
                                        "http_url": plan.http_url}, indent=2))
         partial.replace(state_file)
-        print(banner(plan, dt.datetime.now(dt.UTC).date()), flush=True)  # the simulator's calendar
+        print(banner(plan, plan.clock.now()), flush=True)  # the stack's clock
         while True:
             ended = stack.exited()
             if ended:

@@ -34,6 +34,10 @@ class Product:
     months: str  # listed contract months, as month codes
     roll: str  # roll rule name, see _roll_date
     base_price: float  # typical price level, the simulator's anchor
+    # Trading hours: a pandas_market_calendars calendar (see rdc_common/calendar.py). Each is the
+    # library's own calendar for the product's group; MGC has none of its own and follows gold
+    # (CMEGlobex_GC), whose Globex hours and holidays it shares.
+    calendar: str
 
     @property
     def tick_value(self) -> float:
@@ -43,29 +47,29 @@ class Product:
 PRODUCTS: dict[str, Product] = {
     p.code: p
     for p in (
-        Product("ES", "E-mini S&P 500", "CME", 0.25, 50.0, QUARTERLY, "equity", 6000.0),
-        Product("MES", "Micro E-mini S&P 500", "CME", 0.25, 5.0, QUARTERLY, "equity", 6000.0),
-        Product("NQ", "E-mini Nasdaq-100", "CME", 0.25, 20.0, QUARTERLY, "equity", 21000.0),
-        Product("MNQ", "Micro E-mini Nasdaq-100", "CME", 0.25, 2.0, QUARTERLY, "equity", 21000.0),
-        Product("RTY", "E-mini Russell 2000", "CME", 0.10, 50.0, QUARTERLY, "equity", 2300.0),
-        Product("YM", "E-mini Dow ($5)", "CBOT", 1.0, 5.0, QUARTERLY, "equity", 44000.0),
-        Product("MYM", "Micro E-mini Dow", "CBOT", 1.0, 0.5, QUARTERLY, "equity", 44000.0),
-        Product("ZN", "10-Year T-Note", "CBOT", 1 / 64, 1000.0, QUARTERLY, "treasury", 111.0),
-        Product("ZB", "U.S. Treasury Bond", "CBOT", 1 / 32, 1000.0, QUARTERLY, "treasury", 116.0),
-        Product("ZF", "5-Year T-Note", "CBOT", 1 / 128, 1000.0, QUARTERLY, "treasury", 108.0),
-        Product("6E", "Euro FX", "CME", 0.00005, 125000.0, QUARTERLY, "fx", 1.08),
-        Product("6J", "Japanese Yen", "CME", 0.0000005, 12500000.0, QUARTERLY, "fx", 0.0066),
-        Product("6B", "British Pound", "CME", 0.0001, 62500.0, QUARTERLY, "fx", 1.27),
-        Product("CL", "Crude Oil WTI", "NYMEX", 0.01, 1000.0, MONTHLY, "energy", 70.0),
-        Product("MCL", "Micro WTI Crude Oil", "NYMEX", 0.01, 100.0, MONTHLY, "energy", 70.0),
-        Product("NG", "Henry Hub Natural Gas", "NYMEX", 0.001, 10000.0, MONTHLY, "energy", 3.2),
-        Product("GC", "Gold", "COMEX", 0.10, 100.0, "GJMQVZ", "metal", 2650.0),
-        Product("MGC", "Micro Gold", "COMEX", 0.10, 10.0, "GJMQVZ", "metal", 2650.0),
-        Product("SI", "Silver", "COMEX", 0.005, 5000.0, "HKNUZ", "metal", 31.0),
-        Product("HG", "Copper", "COMEX", 0.0005, 25000.0, "HKNUZ", "metal", 4.2),
-        Product("ZC", "Corn", "CBOT", 0.25, 50.0, "HKNUZ", "grain", 430.0),
-        Product("ZS", "Soybeans", "CBOT", 0.25, 50.0, "FHKNQUX", "grain", 1000.0),
-        Product("ZW", "Chicago SRW Wheat", "CBOT", 0.25, 50.0, "HKNUZ", "grain", 550.0),
+        Product("ES", "E-mini S&P 500", "CME", 0.25, 50.0, QUARTERLY, "equity", 6000.0, "CME_Equity"),
+        Product("MES", "Micro E-mini S&P 500", "CME", 0.25, 5.0, QUARTERLY, "equity", 6000.0, "CME_Equity"),
+        Product("NQ", "E-mini Nasdaq-100", "CME", 0.25, 20.0, QUARTERLY, "equity", 21000.0, "CME_Equity"),
+        Product("MNQ", "Micro E-mini Nasdaq-100", "CME", 0.25, 2.0, QUARTERLY, "equity", 21000.0, "CME_Equity"),
+        Product("RTY", "E-mini Russell 2000", "CME", 0.10, 50.0, QUARTERLY, "equity", 2300.0, "CME_Equity"),
+        Product("YM", "E-mini Dow ($5)", "CBOT", 1.0, 5.0, QUARTERLY, "equity", 44000.0, "CBOT_Equity"),
+        Product("MYM", "Micro E-mini Dow", "CBOT", 1.0, 0.5, QUARTERLY, "equity", 44000.0, "CBOT_Equity"),
+        Product("ZN", "10-Year T-Note", "CBOT", 1 / 64, 1000.0, QUARTERLY, "treasury", 111.0, "CBOT_Bond"),
+        Product("ZB", "U.S. Treasury Bond", "CBOT", 1 / 32, 1000.0, QUARTERLY, "treasury", 116.0, "CBOT_Bond"),
+        Product("ZF", "5-Year T-Note", "CBOT", 1 / 128, 1000.0, QUARTERLY, "treasury", 108.0, "CBOT_Bond"),
+        Product("6E", "Euro FX", "CME", 0.00005, 125000.0, QUARTERLY, "fx", 1.08, "CMEGlobex_FX"),
+        Product("6J", "Japanese Yen", "CME", 0.0000005, 12500000.0, QUARTERLY, "fx", 0.0066, "CMEGlobex_FX"),
+        Product("6B", "British Pound", "CME", 0.0001, 62500.0, QUARTERLY, "fx", 1.27, "CMEGlobex_FX"),
+        Product("CL", "Crude Oil WTI", "NYMEX", 0.01, 1000.0, MONTHLY, "energy", 70.0, "CMEGlobex_CL"),
+        Product("MCL", "Micro WTI Crude Oil", "NYMEX", 0.01, 100.0, MONTHLY, "energy", 70.0, "CMEGlobex_MCL"),
+        Product("NG", "Henry Hub Natural Gas", "NYMEX", 0.001, 10000.0, MONTHLY, "energy", 3.2, "CMEGlobex_NG"),
+        Product("GC", "Gold", "COMEX", 0.10, 100.0, "GJMQVZ", "metal", 2650.0, "CMEGlobex_GC"),
+        Product("MGC", "Micro Gold", "COMEX", 0.10, 10.0, "GJMQVZ", "metal", 2650.0, "CMEGlobex_GC"),
+        Product("SI", "Silver", "COMEX", 0.005, 5000.0, "HKNUZ", "metal", 31.0, "CMEGlobex_SI"),
+        Product("HG", "Copper", "COMEX", 0.0005, 25000.0, "HKNUZ", "metal", 4.2, "CMEGlobex_HG"),
+        Product("ZC", "Corn", "CBOT", 0.25, 50.0, "HKNUZ", "grain", 430.0, "CMEGlobex_Grains"),
+        Product("ZS", "Soybeans", "CBOT", 0.25, 50.0, "FHKNQUX", "grain", 1000.0, "CMEGlobex_Oilseeds"),
+        Product("ZW", "Chicago SRW Wheat", "CBOT", 0.25, 50.0, "HKNUZ", "grain", 550.0, "CMEGlobex_Grains"),
     )
 }
 
@@ -149,8 +153,19 @@ def resolve_year(year_digit: int, today: dt.date) -> int:
     return year
 
 
-def contract(symbol: str, today: dt.date | None = None) -> Contract:
-    """A catalogue contract from its symbol; SymbolError when the product is unknown."""
+def check_month(symbol: str) -> None:
+    """SymbolError when the contract's product is in the catalogue but does not list its month."""
+    code, month_code, _ = split_symbol(symbol)
+    product = PRODUCTS.get(code)
+    if product is not None and month_code not in product.months:
+        raise SymbolError(
+            f"{product.name} ({code}) lists only the months {' '.join(product.months)}"
+        )
+
+
+def contract(symbol: str, today: dt.date) -> Contract:
+    """A catalogue contract from its symbol, its one-digit year read as the nearest year to `today`
+    (the clock's date: rdc_common.clock); SymbolError when the product is unknown."""
     symbol = normalize_symbol(symbol)
     code, month_code, year_digit = split_symbol(symbol)
     product = PRODUCTS.get(code)
@@ -160,7 +175,6 @@ def contract(symbol: str, today: dt.date | None = None) -> Contract:
         raise SymbolError(
             f"{product.name} ({code}) lists only the months {' '.join(product.months)}"
         )
-    today = today or dt.date.today()
     return Contract(symbol, product, month_code, resolve_year(year_digit, today))
 
 

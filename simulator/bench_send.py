@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from async_rithmic.protocol_buffers.request_login_pb2 import RequestLogin
 from async_rithmic.protocol_buffers.request_market_data_update_pb2 import RequestMarketDataUpdate
 
+from rdc_common.clock import default_clock, pin_environment
 from rdc_common.products import PRODUCTS, front_month
 from simulator.testing import SimulatorProcess
 
@@ -121,7 +122,10 @@ def _total(stats: dict) -> int:
 
 
 def run(symbols: int, seconds: float, rate: int, backlog: float = 0.0) -> dict:
-    today = dt.datetime.now(dt.UTC).date()
+    # The market trades only while CME is open: pin the simulator's clock to an open instant
+    # (unless the caller set one), so the rate measured never depends on the day it runs.
+    pin_environment(os.environ)
+    today = default_clock().today()
     contracts = [front_month(PRODUCTS[code], today) for code in BENCH_PRODUCTS[:symbols]]
     with SimulatorProcess(rate=rate, heartbeat_interval=3600) as sim:
         reader = DrainingReader(sim.url)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rdc_common.clock import Clock, ClockError, LiveClock, clock_from_env
 
 SYSTEMS = ("Rithmic Paper Trading", "Rithmic Test")
 
@@ -21,11 +23,9 @@ class SimulatorConfig:
     tls: bool = False
     cert_dir: Path | None = None
     heartbeat_interval: float = 60.0
-    today: dt.date | None = None  # pins the date used for front months and listings
+    # "Now" for the market, listings and front months: RDC_CLOCK_* (rdc_common.clock), else real time.
+    clock: Clock = field(default_factory=LiveClock)
     systems: tuple[str, ...] = SYSTEMS
-
-    def reference_date(self) -> dt.date:
-        return self.today or dt.datetime.now(dt.UTC).date()
 
 
 def _users(raw: str) -> dict[str, str]:
@@ -49,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m simulator",
         description="A local Rithmic R|Protocol gateway with a deterministic synthetic market.",
+        epilog=EPILOG,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_non_negative, default=8765, help="WebSocket port (default 8765, 0 = any free)")
@@ -71,17 +72,21 @@ def parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds a session may stay silent before it is dropped (default 60)",
     )
-    p.add_argument(
-        "--today",
-        type=dt.date.fromisoformat,
-        default=None,
-        help="YYYY-MM-DD to use for front months and listings instead of today's UTC date",
-    )
     return p
 
 
-def from_args(argv: list[str] | None = None) -> SimulatorConfig:
+EPILOG = (
+    "The market follows RDC_CLOCK_START / RDC_CLOCK_SPEED / RDC_CLOCK_ANCHOR when they are set "
+    "(simulated time, shared with the collector and the API), else the real clock."
+)
+
+
+def from_args(argv: list[str] | None = None, env=None) -> SimulatorConfig:
     args = parser().parse_args(argv)
+    try:
+        clock = clock_from_env(os.environ if env is None else env)
+    except ClockError as exc:
+        parser().error(str(exc))
     if args.control_port is None:
         control_port = 0 if args.port == 0 else args.port + 1
     else:
@@ -98,5 +103,5 @@ def from_args(argv: list[str] | None = None) -> SimulatorConfig:
         tls=args.tls,
         cert_dir=args.cert_dir,
         heartbeat_interval=args.heartbeat_interval,
-        today=args.today,
+        clock=clock,
     )

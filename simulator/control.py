@@ -75,7 +75,7 @@ class ControlApi:
         return self.sim.stats()
 
     def get_rate(self, query) -> dict:
-        return {"rate": self.sim.rates.at(int(self.sim.clock()))}
+        return {"rate": self.sim.rates.at(int(self.sim.clock.now()))}
 
     def set_rate(self, query) -> dict:
         value = _number(query, "value", int)
@@ -87,8 +87,8 @@ class ControlApi:
 
     def stall(self, query) -> dict:
         seconds = _number(query, "seconds", float)
-        until = self.sim.stall(seconds)
-        return {"stalled_until": until}
+        self.sim.stall(seconds)
+        return {"stalled_for_s": seconds}
 
     def forced_logout(self, query) -> dict:
         return {"logged_out": self.sim.forced_logout()}

@@ -8,7 +8,6 @@ waits on the socket's flow control before writing more.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from simulator import wire
 from simulator.market import (
@@ -49,8 +48,12 @@ class MboSub:
         self.resync = False
 
 
-def _position(market: Market, inst: Instrument, now: float) -> tuple[int, int]:
+def position(market: Market, inst: Instrument, now: float) -> tuple[int, int]:
+    """The (second, event index) a subscription made at ``now`` starts from: while the market is
+    closed, the start of its next open second."""
     second = int(now)
+    if not inst.is_open(second):
+        return inst.next_open_second(second), 0
     tape = market.tape(inst, second)
     return second, tape.index_after(int((now - second) * 1_000_000))
 
@@ -60,6 +63,7 @@ class Feed:
 
     def __init__(self, sim, conn):
         self.sim = sim
+        self.clock = sim.clock
         self.market: Market = sim.market
         self.conn = conn
         self.subs: dict[str, MarketSub] = {}
@@ -70,7 +74,7 @@ class Feed:
     def subscribe(self, inst: Instrument, bits: int) -> None:
         sub = self.subs.get(inst.symbol)
         if sub is None:
-            second, index = _position(self.market, inst, time.time())
+            second, index = position(self.market, inst, self.clock.now())
             self.subs[inst.symbol] = MarketSub(inst, bits, second, index)
         else:
             added = bits & ~sub.mask
@@ -90,7 +94,7 @@ class Feed:
     def subscribe_mbo(self, inst: Instrument, px: int) -> None:
         if (inst.symbol, px) in self.mbo:
             return
-        second, index = _position(self.market, inst, time.time())
+        second, index = position(self.market, inst, self.clock.now())
         orders = PriceOrders(self.market, inst, px)
         orders.replay(second, index)
         self.mbo[(inst.symbol, px)] = MboSub(orders, second, index)
@@ -106,6 +110,7 @@ class Feed:
     # the loop
     async def run(self) -> None:
         conn = self.conn
+        clock = self.clock
         while True:
             if not self.subs and not self.mbo:
                 await self._sleep(None)
@@ -113,17 +118,16 @@ class Feed:
             await conn.drain()
             if not conn.writable:
                 return
-            now = time.time()
-            stall_left = self.sim.stall_until - now
-            if stall_left > 0:
+            if self.sim.stalled():
                 for sub in (*self.subs.values(), *self.mbo.values()):
                     sub.resync = True
-                await self._sleep(min(stall_left, IDLE_WAKE))
+                await self._sleep(IDLE_WAKE)
                 continue
+            now = clock.now()
             parts: list[bytes] = []
             counts: dict[str, list[int]] = {}
             budget = BATCH_MESSAGES
-            next_due = now + IDLE_WAKE
+            next_due = now + clock.clock_seconds(IDLE_WAKE)
             for sub in list(self.subs.values()):
                 if sub.resync:
                     self._resync(sub, now)
@@ -136,7 +140,7 @@ class Feed:
             for sub in list(self.mbo.values()):
                 if sub.resync:
                     sub.resync = False
-                    sub.second, sub.index = _position(self.market, sub.orders.inst, now)
+                    sub.second, sub.index = position(self.market, sub.orders.inst, now)
                     sub.orders.replay(sub.second, sub.index)
                 used, due = self._pump_mbo(sub, now, budget, parts, mbo_counts)
                 budget -= used
@@ -146,7 +150,7 @@ class Feed:
             if budget <= 0:
                 await asyncio.sleep(0)
             else:
-                await self._sleep(max(MIN_SLEEP, next_due - time.time()))
+                await self._sleep(max(MIN_SLEEP, clock.real_seconds(next_due - clock.now())))
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -167,7 +171,7 @@ class Feed:
     def _resync(self, sub: MarketSub, now: float) -> None:
         """After a stall: skip what was not sent and start again from fresh snapshots."""
         sub.resync = False
-        sub.second, sub.index = _position(self.market, sub.inst, now)
+        sub.second, sub.index = position(self.market, sub.inst, now)
         sub.snapshot_mask = sub.mask
 
     def _pump(self, sub: MarketSub, now: float, budget: int, parts: list, counts: dict) -> tuple[int, float]:
@@ -181,6 +185,9 @@ class Feed:
             if second > now_second:
                 return used, float(second)
             tape = market.tape(sub.inst, second)
+            if tape.closed:  # nothing trades until the market opens again: jump there
+                sub.second, sub.index = sub.inst.next_open_second(second), 0
+                continue
             limit = sub.index + max(0, budget - used) // 3 + 1
             if second < now_second:
                 tape.ensure(limit)
@@ -293,6 +300,9 @@ class Feed:
             if second > now_second:
                 return used, float(second)
             tape = market.tape(inst, second)
+            if tape.closed:
+                sub.second, sub.index = inst.next_open_second(second), 0
+                continue
             if second < now_second:
                 tape.complete()
                 j = len(tape)
@@ -307,10 +317,11 @@ class Feed:
                     used += self._mbo_frames(inst, second, off, updates, parts, counts)
             sub.index = j
             if second < now_second:
-                updates = orders.roll_to(second + 1)
+                nxt = inst.next_open_second(second + 1)  # across a close, straight to the reopening
+                updates = orders.roll_to(nxt)
                 if updates:
                     used += self._mbo_frames(inst, second, ROLL_OFFSET, updates, parts, counts)
-                sub.second += 1
+                sub.second = nxt
                 sub.index = 0
                 continue
             tape.ensure(j + 1)

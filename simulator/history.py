@@ -24,6 +24,12 @@ async def _complete(market: Market, inst: Instrument, second: int):
         await asyncio.sleep(0)  # yield between slices of a busy second
 
 
+def open_seconds(inst: Instrument, start: int, end: int):
+    """The seconds in [start, end) when the product's market is open (closed ones hold nothing)."""
+    for lo, hi in inst.hours.open_intervals(start, end):
+        yield from range(-int(-lo // 1), -int(-hi // 1))
+
+
 async def tick_page(market: Market, inst: Instrument, start: int, finish: int, now: float, limit: int = PAGE_ROWS):
     """Trades (ssboe, usecs, px, size, aggressor) from [start, finish), up to now, for one page.
 
@@ -32,7 +38,7 @@ async def tick_page(market: Market, inst: Instrument, start: int, finish: int, n
     rows: list[tuple] = []
     last = min(finish, int(now) + 1)
     now_second, now_usecs = int(now), int((now - int(now)) * 1_000_000)
-    for second in range(start, last):
+    for second in open_seconds(inst, start, last):
         tape = await _complete(market, inst, second)
         trades = [
             (second, ev[0], ev[1][0], ev[1][1], ev[1][2])
@@ -73,8 +79,13 @@ async def time_bar_page(
     while bar_start < finish and bar_start <= now_second:
         if bars and (len(bars) >= limit or scanned >= PAGE_SECONDS):
             break
+        if not inst.is_open(bar_start):  # a close: skip to the bar the reopening falls in
+            reopen = inst.next_open_second(bar_start)
+            if reopen >= bar_start + period:
+                bar_start = reopen - (reopen - first) % period
+                continue
         bar = None
-        for second in range(bar_start, min(bar_start + period, now_second + 1)):
+        for second in open_seconds(inst, bar_start, min(bar_start + period, now_second + 1)):
             tape = await _complete(market, inst, second)
             scanned += 1
             for ev in tape.events:

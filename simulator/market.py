@@ -5,6 +5,11 @@ the tick grid, sizes from slowly varying noise), evolves through a seeded sequen
 at strictly increasing microsecond offsets, and ends with a *roll* event at offset 999,999
 that restates the levels that differ from the next second's anchor. Live feeds, snapshots and
 history replay all read the same :class:`Tape`, so they agree by construction.
+
+The market trades only while the product's exchange is open (rdc_common.calendar): a second in a
+daily halt, a weekend or a holiday has an empty tape. The last open second before a close rolls
+to the anchor of the first second after it, so the book a client holds across the close is the
+book the reopening starts from, with no message in between.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 
+from rdc_common.calendar import MarketHours, contract_at, expiry_instant, hours, is_expired
 from rdc_common.products import (
     PRODUCTS,
     Contract,
     Product,
     SymbolError,
-    contract,
     listed_contracts,
     normalize_exchange,
     normalize_symbol,
@@ -36,7 +41,6 @@ LEVELS = 10  # price levels per side in every book
 ROLL_OFFSET = 999_999  # microsecond of the roll event, the last of each second
 LAST_EVENT_OFFSET = 999_998
 FAST_RATE = 50_000  # messages per second per symbol that --rate 0 stands for
-TRADING_DAY_START = 22 * 3600  # cumulative volume restarts at 22:00 UTC, about 17:00 Chicago
 
 BID, ASK = 1, 2  # also the OrderBook presence bits and DepthByOrder transaction types
 BUY, SELL = 1, 2  # aggressor
@@ -107,6 +111,22 @@ class Instrument:
     base_ticks: int
     sigma: float  # noise amplitude in ticks
     key: int
+    hours: MarketHours  # when the product trades
+
+    def is_open(self, second: int) -> bool:
+        return self.hours.is_open(second)
+
+    def next_open_second(self, second: int) -> int:
+        """`second` when it is open, else the first whole second of the next open period."""
+        t = self.hours.next_open(second)
+        return -int(-t // 1) if t is not None else second
+
+    def last_open_second_before(self, second: int) -> int | None:
+        """The last open second strictly before `second`."""
+        if self.is_open(second - 1):
+            return second - 1
+        t = self.hours.prev_close(second)
+        return -int(-t // 1) - 1 if t is not None else None
 
     @property
     def tick(self) -> float:
@@ -123,18 +143,26 @@ class Instrument:
         return ticks
 
 
-def resolve_contract(symbol: str, exchange: str, today: dt.date) -> Contract:
-    """The listed contract ``symbol`` on ``exchange``; SymbolError with a sentence otherwise."""
+LISTED_MONTHS_AHEAD = 36
+
+
+def resolve_contract(symbol: str, exchange: str, now: float) -> Contract:
+    """The contract ``symbol`` on ``exchange`` listed at instant ``now``; SymbolError with a sentence otherwise."""
     exchange = normalize_exchange(exchange)
     try:
-        c = contract(normalize_symbol(symbol), today)
+        c = contract_at(normalize_symbol(symbol), now)
     except SymbolError as exc:
         raise SymbolError(f"symbol {symbol} not found on {exchange}: {exc}") from None
     if c.exchange != exchange:
         raise SymbolError(f"symbol {c.symbol} not found on {exchange}: it trades on {c.exchange}")
-    listed = {x.symbol for x in listed_contracts(c.product, today, months_ahead=36)}
+    if is_expired(c, now):
+        ended = dt.datetime.fromtimestamp(expiry_instant(c.product, c.expiry), dt.UTC).isoformat()
+        raise SymbolError(f"symbol {c.symbol} is not listed on {exchange}: it expired at {ended}")
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    listed = {x.symbol for x in listed_contracts(c.product, today, months_ahead=LISTED_MONTHS_AHEAD)}
     if c.symbol not in listed:
-        raise SymbolError(f"symbol {c.symbol} is not listed on {exchange} (expired on {c.expiry.isoformat()})")
+        raise SymbolError(f"symbol {c.symbol} is not listed on {exchange}: contracts are listed "
+                          f"{LISTED_MONTHS_AHEAD} months ahead")
     return c
 
 
@@ -247,6 +275,7 @@ class Market:
                 base_ticks=base_ticks,
                 sigma=sigma,
                 key=stable_key("instrument", self.seed, c.symbol),
+                hours=hours(p),
             )
             self._instruments[c.symbol] = inst
         return inst
@@ -302,20 +331,25 @@ class Market:
         return w
 
     @staticmethod
-    def day_start(second: int) -> int:
-        return second - (second - TRADING_DAY_START) % 86400
+    def day_start(inst: Instrument, second: int) -> int:
+        """The first second of the trading session ``second`` belongs to (cumulative volume restarts there)."""
+        start = inst.hours.session_open_at(second)
+        d = int(start) if start is not None else second - second % 86400
+        return max(d, second - 86399)  # the weights cover one day; no session is longer
 
     def weight(self, inst: Instrument, second: int) -> int:
-        d = self.day_start(second)
+        d = self.day_start(inst, second)
         return self._day_weights(inst, d)[0][second - d]
 
     def volume_before(self, inst: Instrument, second: int) -> int:
-        """Contracts traded from the start of the trading day up to the start of ``second``."""
-        d = self.day_start(second)
+        """Contracts traded from the start of the trading session up to the start of ``second``
+        (open seconds only: a halt inside the session trades nothing)."""
+        d = self.day_start(inst, second)
         prefix = self._day_weights(inst, d)[1]
         total = 0
-        for s0, s1, rate in self.rates.segments(d, second):
-            total += volume_unit(rate) * (prefix[s1 - d] - prefix[s0 - d])
+        for lo, hi in inst.hours.open_intervals(d, second):
+            for s0, s1, rate in self.rates.segments(-int(-lo // 1), -int(-hi // 1)):
+                total += volume_unit(rate) * (prefix[s1 - d] - prefix[s0 - d])
         return total
 
     # tapes
@@ -374,6 +408,11 @@ class Tape:
         self.volume_at_end: int | None = None
         self._encoded: dict[int, list[bytes]] = {}
         self._encoder = None
+        # A second the exchange is closed: no events at all (feeds skip to the next open second).
+        self.closed = not inst.is_open(second)
+        if self.closed:
+            self.done = True
+            return
         self._start_generator()
 
     def __len__(self) -> int:
@@ -383,7 +422,7 @@ class Tape:
     def _start_generator(self) -> None:
         m, inst, s = self.market, self.inst, self.second
         anchor = m.anchor(inst, s)
-        self._next_anchor = m.anchor(inst, s + 1)
+        self._next_anchor = m.anchor(inst, inst.next_open_second(s + 1))
         w = m.weight(inst, s)
         messages = nominal_rate(self.rate) * w / W_MEAN
         # At least one trade a second, so the day's cumulative volume is always printed in full.
@@ -674,10 +713,13 @@ class BookState:
 
 
 def book_at(market: Market, inst: Instrument, second: int, index: int) -> BookState:
-    """The book after the first ``index`` events of ``second``."""
+    """The book after the first ``index`` events of ``second`` (while closed: as the market closed)."""
+    if not inst.is_open(second):
+        second, index = inst.next_open_second(second), 0
     anchor = market.anchor(inst, second)
     bids, asks = anchor.levels(BID), anchor.levels(ASK)
-    as_of = (second - 1, ROLL_OFFSET)
+    # The book at a second's start is the previous open second's last (roll) event.
+    as_of = (inst.last_open_second_before(second) or second - 1, ROLL_OFFSET)
     tape = market.tape(inst, second)
     tape.ensure(index)
     for off, _trade, _bbo, groups in tape.events[:index]:
@@ -700,7 +742,11 @@ def last_trade_before(market: Market, inst: Instrument, second: int, index: int,
     for k in range(min(index, len(events)) - 1, -1, -1):
         if events[k][1] is not None:
             return (second, events[k][0], *events[k][1])
-    for s in range(second - 1, second - 1 - lookback, -1):
+    s = second
+    for _ in range(lookback):  # open seconds back, across a close
+        s = inst.last_open_second_before(s)
+        if s is None:
+            return None
         t = market.tape(inst, s, cache=False).complete()
         for k in range(len(t.events) - 1, -1, -1):
             if t.events[k][1] is not None:

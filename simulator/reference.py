@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rdc_common.products import EXCHANGES, PRODUCTS, Contract, SymbolError, front_month, listed_contracts
+from rdc_common.calendar import front_contract
+from rdc_common.products import EXCHANGES, PRODUCTS, Contract, SymbolError, listed_contracts
 from simulator.market import product_of, resolve_contract
 
 MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
@@ -17,10 +18,10 @@ def contract_name(c: Contract) -> str:
     return f"{c.product.name} {MONTH_NAMES[c.month - 1]} {c.year}"
 
 
-def front_month_fields(code: str, exchange: str, today: dt.date) -> dict:
-    """Fields of ResponseFrontMonthContract for a product code; SymbolError when unknown."""
+def front_month_fields(code: str, exchange: str, now: float) -> dict:
+    """Fields of ResponseFrontMonthContract for a product code at instant ``now``; SymbolError when unknown."""
     product = product_of(code, exchange)
-    c = front_month(product, today)
+    c = front_contract(product, now)
     return dict(
         symbol=product.code,
         exchange=product.exchange,
@@ -31,9 +32,9 @@ def front_month_fields(code: str, exchange: str, today: dt.date) -> dict:
     )
 
 
-def reference_fields(symbol: str, exchange: str, today: dt.date) -> dict:
+def reference_fields(symbol: str, exchange: str, now: float) -> dict:
     """Fields of ResponseReferenceData for a listed contract; SymbolError otherwise."""
-    c = resolve_contract(symbol, exchange, today)
+    c = resolve_contract(symbol, exchange, now)
     p = c.product
     presence = 1 | 2 | 4 | 8 | 32 | 64 | 2048 | 4096 | 8192 | 65536 | 131072 | 262144
     return dict(
@@ -55,8 +56,8 @@ def reference_fields(symbol: str, exchange: str, today: dt.date) -> dict:
     )
 
 
-def auxiliary_fields(symbol: str, exchange: str, today: dt.date) -> dict:
-    c = resolve_contract(symbol, exchange, today)
+def auxiliary_fields(symbol: str, exchange: str, now: float) -> dict:
+    c = resolve_contract(symbol, exchange, now)
     return dict(
         presence_bits=1 | 16,
         symbol=c.symbol,

@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from rdc_common import calendar
 from simulator import wire
 from simulator.config import SimulatorConfig
 from simulator.control import ControlApi
@@ -24,8 +25,11 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig):
         self.config = config
+        self.clock = config.clock
         self.rates = RateTimeline(config.rate)
         self.market = Market(config.seed, self.rates)
+        # Faults are test controls: their durations are real seconds (time.monotonic), whatever
+        # the market clock's speed, so a stall outlasts the collector's real-time watchdog.
         self.stall_until = 0.0
         self.cert_file: Path | None = None
         self._temp_cert_dir: Path | None = None
@@ -37,11 +41,12 @@ class Simulator:
         self._control: asyncio.Server | None = None
         self.control = ControlApi(self)
 
-    clock = staticmethod(time.time)
-
     # lifecycle
     async def start(self) -> None:
         cfg = self.config
+        # Trading hours are read for every second the market generates; load them before the first
+        # client, off the event loop (computing them imports pandas when nothing is cached yet).
+        await asyncio.to_thread(calendar.warm, None, self.clock.now())
         ssl_ctx = None
         if cfg.tls:
             from simulator.tls import create_certificate, server_context
@@ -126,8 +131,9 @@ class Simulator:
             "depth_by_order": dict(sorted(self._sent_mbo.items())),
             "connections": len(self._sessions),
             "sessions": dict(sorted(plants.items())),
-            "rate": self.rates.at(int(self.clock())),
-            "stalled": self.stall_until > self.clock(),
+            "rate": self.rates.at(int(self.clock.now())),
+            "stalled": self.stalled(),
+            "clock": self.clock.now_dt().isoformat(),
         }
 
     # faults and controls
@@ -139,9 +145,12 @@ class Simulator:
         return len(conns)
 
     def stall(self, seconds: float) -> float:
-        self.stall_until = max(self.stall_until, self.clock() + seconds)
+        self.stall_until = max(self.stall_until, time.monotonic() + seconds)
         log.warning("fault: market data stalled", extra={"seconds": seconds})
         return self.stall_until
+
+    def stalled(self) -> bool:
+        return self.stall_until > time.monotonic()
 
     def forced_logout(self) -> int:
         frame = wire.encode(wire.build("ForcedLogout"))
@@ -168,6 +177,6 @@ class Simulator:
         return len(sessions)
 
     def set_rate(self, rate: int) -> int:
-        effective = self.rates.change(rate, self.clock())
+        effective = self.rates.change(rate, self.clock.now())
         log.info("rate changed", extra={"rate": rate, "effective_from": effective})
         return effective

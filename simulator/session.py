@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from rdc_common.products import EXCHANGES, SymbolError
 from simulator import history, reference, wire
 from simulator.feed import Feed
+from simulator.feed import position as market_position
 from simulator.market import resolve_contract
 from simulator.mbo import PriceOrders, sequence_number
 
@@ -119,7 +120,7 @@ class Session:
                 has_aggregated_quotes=[False] * len(self.sim.config.systems),
             )
         elif template_id == 18:
-            now = time.time()
+            now = self.sim.clock.now()
             self.reply(request, "ResponseHeartbeat", ssboe=int(now), usecs=int((now % 1) * 1_000_000))
         elif template_id == 10:
             self._login(request)
@@ -190,22 +191,23 @@ class Session:
 
     def _dispatch(self, template_id: int, req) -> None:
         plant = self.plant
-        today = self.sim.config.reference_date()
+        now = self.sim.clock.now()
+        today = self.sim.clock.today()
         if template_id == 14:
             self._catalogue_reply(
-                req, "ResponseReferenceData", lambda: reference.reference_fields(req.symbol, req.exchange, today)
+                req, "ResponseReferenceData", lambda: reference.reference_fields(req.symbol, req.exchange, now)
             )
         elif plant == TICKER and template_id == 100:
             self._market_data(req)
         elif plant == TICKER and template_id == 113:
             self._catalogue_reply(
-                req, "ResponseFrontMonthContract", lambda: reference.front_month_fields(req.symbol, req.exchange, today)
+                req, "ResponseFrontMonthContract", lambda: reference.front_month_fields(req.symbol, req.exchange, now)
             )
         elif plant == TICKER and template_id == 121:
             self._catalogue_reply(
                 req,
                 "ResponseAuxilliaryReferenceData",
-                lambda: reference.auxiliary_fields(req.symbol, req.exchange, today),
+                lambda: reference.auxiliary_fields(req.symbol, req.exchange, now),
             )
         elif plant == TICKER and template_id == 109:
             rows = reference.search(req.search_text, req.exchange or None, req.product_code or None, req.pattern, today)
@@ -274,7 +276,7 @@ class Session:
             self.send(wire.build(name, user_msg=user_msg, rp_code=[NO_DATA, empty_text]))
 
     def _instrument(self, req):
-        c = resolve_contract(req.symbol, req.exchange, self.sim.config.reference_date())
+        c = resolve_contract(req.symbol, req.exchange, self.sim.clock.now())
         return self.sim.market.instrument(c)
 
     # ticker plant: market data
@@ -339,10 +341,7 @@ class Session:
         if found is None:
             return
         inst, px = found
-        now = time.time()
-        second = int(now)
-        tape = self.sim.market.tape(inst, second)
-        index = tape.index_after(int((now - second) * 1_000_000))
+        second, index = market_position(self.sim.market, inst, self.sim.clock.now())
         orders = PriceOrders(self.sim.market, inst, px)
         as_of = orders.replay(second, index)
         user_msg = list(req.user_msg)
@@ -417,7 +416,8 @@ class Session:
             self.reply(req, name, rp_code=[BAD_REQUEST, "only FORWARDS replay is simulated"])
             return
         limit = min(history.PAGE_ROWS, req.user_max_count) if req.user_max_count > 0 else history.PAGE_ROWS
-        rows = await history.tick_page(self.sim.market, inst, req.start_index, req.finish_index, time.time(), limit)
+        rows = await history.tick_page(self.sim.market, inst, req.start_index, req.finish_index,
+                                       self.sim.clock.now(), limit)
         user_msg = req.user_msg[0] if req.user_msg else ""
         enc = wire.TickReplayEncoder(inst.symbol, inst.exchange, user_msg, inst.price)
         for start in range(0, len(rows), 1000):
@@ -449,7 +449,8 @@ class Session:
             return
         limit = min(history.PAGE_ROWS, req.user_max_count) if req.user_max_count > 0 else history.PAGE_ROWS
         bars = await history.time_bar_page(
-            self.sim.market, inst, unit * req.bar_type_period, req.start_index, req.finish_index, time.time(), limit
+            self.sim.market, inst, unit * req.bar_type_period, req.start_index, req.finish_index,
+            self.sim.clock.now(), limit
         )
         user_msg = list(req.user_msg)
         period = str(req.bar_type_period)

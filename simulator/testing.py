@@ -47,7 +47,7 @@ class SimulatorProcess:
         users: str | dict[str, str] = "demo:demo",
         tls: bool = False,
         heartbeat_interval: float | None = None,
-        today: str | None = None,
+        clock: dict[str, str] | None = None,
         extra_args: tuple[str, ...] = (),
         host: str = "127.0.0.1",
         die_with_parent: bool = True,
@@ -59,10 +59,11 @@ class SimulatorProcess:
             self.args.append("--tls")
         if heartbeat_interval is not None:
             self.args += ["--heartbeat-interval", str(heartbeat_interval)]
-        if today is not None:
-            self.args += ["--today", today]
         self.args += list(extra_args)
         self.tls = tls
+        # RDC_CLOCK_* for this simulator only (default: whatever the environment says, which the
+        # test suite pins; see tests/conftest.py).
+        self.clock = dict(clock or {})
         # Linux ties this to the starting thread: turn it off when starting from a short-lived thread.
         self.die_with_parent = die_with_parent and sys.platform.startswith("linux")
         self.proc: subprocess.Popen | None = None
@@ -82,6 +83,7 @@ class SimulatorProcess:
         self.log_path = workdir / "simulator.log"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env.update(self.clock)
         with open(self.stdout_path, "wb") as out, open(self.log_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "simulator", *args],

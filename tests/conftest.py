@@ -1,7 +1,14 @@
-"""Real services for the suite: a private PostgreSQL and Redis started once per run.
+"""Real services for the suite: a private PostgreSQL and Redis started once per run, and the
+suite's clock.
 
 `RDC_TEST_DATABASE_URL` / `RDC_TEST_REDIS_URL` point the suite at servers the user runs
 instead. Every test that asks for `database_url` gets its own migrated database.
+
+Time is an input: the whole suite runs on a simulated clock (rdc_common.clock) that starts at
+SUITE_CLOCK_START, whatever the real date is, and every process it starts (simulator, collector,
+API, `make run`) inherits it through RDC_CLOCK_* in the environment. A test about a particular
+instant (a roll, an expiry, a close, a DST change) sets its own. `RDC_TEST_CLOCK_START` moves the
+suite's instant (the suite's expectations about front months hold at the default).
 """
 
 from __future__ import annotations
@@ -20,6 +27,18 @@ import redis
 
 from collector_ecs.migrate import apply_migrations
 from devstack.services import Postgres, Redis, free_port
+from rdc_common import calendar
+from rdc_common.clock import CLOCK_VARIABLES, OPEN_INSTANT, default_clock, pin_environment
+
+# Tuesday 2026-11-24, 09:00 in Chicago: CME is open, ES's front month is ESZ6 and CL's CLF7.
+SUITE_CLOCK_START = os.environ.get("RDC_TEST_CLOCK_START") or OPEN_INSTANT
+# Set at import, before any test or fixture starts a process: they all share this timeline.
+for _name in CLOCK_VARIABLES:
+    os.environ.pop(_name, None)
+pin_environment(os.environ, SUITE_CLOCK_START)
+# Compute the catalogue's trading hours once, here, so the many processes the suite starts read them
+# from the cache (rdc_common.calendar) instead of each importing pandas to compute them.
+calendar.warm(around=default_clock().now())
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from rdc_common.clock import Clock, ClockError, LiveClock, clock_from_env
+
 SERVICE = "rdc-api"
 DEFAULT_METRICS_NAMESPACE = "RithmicDataCollector"
 
@@ -49,6 +51,8 @@ class Settings:
     max_daily_bars_range: dt.timedelta = dt.timedelta(days=366)
     max_body_bytes: int = 4096
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
+    # "Now" for defaults such as the end of a bars range: RDC_CLOCK_* when set (demos, tests).
+    clock: Clock = field(default_factory=LiveClock)
 
     @property
     def api_keys_configured(self) -> bool:
@@ -106,6 +110,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if sslmode and sslmode not in ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"):
         raise ConfigError("DB_SSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full")
     keys = tuple(k.strip() for k in env.get("API_KEYS", "").split(",") if k.strip())
+    try:
+        clock = clock_from_env(env)
+    except ClockError as exc:
+        raise ConfigError(str(exc)) from None
     return Settings(
         database_url=database_url,
         db_host=_optional(env, "DB_HOST"),
@@ -129,6 +137,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_daily_bars_range=dt.timedelta(days=_int(env, "API_MAX_DAILY_BARS_RANGE_DAYS", 366, 1, 36600)),
         max_body_bytes=_int(env, "API_MAX_BODY_BYTES", 4096, 64, 1 << 20),
         metrics_namespace=_optional(env, "POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
+        clock=clock,
     )
 
 

@@ -18,7 +18,7 @@ from rdc_common.products import (
     EXCHANGES,
     PRODUCTS,
     SymbolError,
-    contract,
+    check_month,
     infer_exchange,
     normalize_exchange,
     normalize_symbol,
@@ -82,7 +82,7 @@ def subscription_exchange(symbol: str, requested: str | None) -> str:
     product = PRODUCTS.get(code)
     if product is not None:
         try:
-            contract(symbol)  # rejects a month the product does not list
+            check_month(symbol)  # rejects a month the product does not list
         except SymbolError as exc:
             raise BadRequest(f"{symbol}: {exc}", title="Invalid symbol") from None
     if requested is None:

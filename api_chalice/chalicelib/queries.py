@@ -151,10 +151,10 @@ ORDER BY "timestamp", id
 
 SUBSCRIBE = """
 INSERT INTO subscriptions AS s (symbol, exchange, desired, status, reason, requested_at, status_since)
-VALUES ($1, $2, true, 'pending', NULL, now(), now())
+VALUES ($1, $2, true, 'pending', NULL, $3, $3)
 ON CONFLICT (symbol) DO UPDATE
 SET exchange = EXCLUDED.exchange, desired = true, status = 'pending', reason = NULL,
-    requested_at = now(), status_since = now()
+    requested_at = $3, status_since = $3
 RETURNING symbol, exchange, requested_at
 """
 
@@ -162,7 +162,7 @@ RETURNING symbol, exchange, requested_at
 # (otherwise nothing changes and the caller answers a conflict).
 UNSUBSCRIBE_KNOWN = """
 UPDATE subscriptions
-SET desired = false, status = 'pending', reason = NULL, requested_at = now(), status_since = now()
+SET desired = false, status = 'pending', reason = NULL, requested_at = $3, status_since = $3
 WHERE symbol = $1 AND ($2::text IS NULL OR exchange = $2::text)
 RETURNING symbol, exchange, requested_at
 """
@@ -173,9 +173,9 @@ SELECT exchange FROM subscriptions WHERE symbol = $1
 
 UNSUBSCRIBE_NEW = """
 INSERT INTO subscriptions AS s (symbol, exchange, desired, status, reason, requested_at, status_since)
-VALUES ($1, $2, false, 'pending', NULL, now(), now())
+VALUES ($1, $2, false, 'pending', NULL, $3, $3)
 ON CONFLICT (symbol) DO UPDATE
-SET desired = false, status = 'pending', reason = NULL, requested_at = now(), status_since = now()
+SET desired = false, status = 'pending', reason = NULL, requested_at = $3, status_since = $3
 RETURNING symbol, exchange, requested_at
 """
 

@@ -125,7 +125,7 @@ def get_bars(symbol):
     q = _query()
     name, width = params.parse_interval(q.get("interval"))
     start, end = params.bars_window(q.get("start"), q.get("end"), name, width, settings.max_range,
-                                    settings.max_daily_bars_range, dt.datetime.now(UTC))
+                                    settings.max_daily_bars_range, settings.clock.now_dt())
     rows = get_db().fetch(queries.BARS, symbol, width, start, end)
     data = [{"timestamp": _ts(r["bucket"]), "open": r["open"], "high": r["high"], "low": r["low"],
              "close": r["close"], "volume": r["volume"], "trades": r["trades"], "buy_volume": r["buy_volume"],
@@ -140,7 +140,7 @@ def get_book(symbol):
     settings = get_settings()
     symbol = params.parse_symbol(symbol)
     q = _query()
-    at = params.parse_time(q["at"], "at") if q.get("at") is not None else dt.datetime.now(UTC)
+    at = params.parse_time(q["at"], "at") if q.get("at") is not None else settings.clock.now_dt()
     depth = params.parse_depth(q.get("depth"))
     lookback = params.shift(at, -settings.max_range)
 

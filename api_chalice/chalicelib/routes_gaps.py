@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from chalice import Blueprint
 
 from . import context, params, queries
@@ -28,7 +26,7 @@ def gaps(symbol: str):
     q = context.current_request().query_params or {}
     start, end = params.resolve_window(q.get("start"), q.get("end"), get_settings().max_range, "gaps")
     if start is None:
-        end = dt.datetime.now(dt.UTC)
+        end = get_settings().clock.now_dt()
         start = end - get_settings().max_range
     rows = get_db().fetch(queries.GAPS_OVERLAPPING, symbol, start, end, MAX_GAPS)
     return {"symbol": symbol, "start": params.iso(start), "end": params.iso(end), "count": len(rows),

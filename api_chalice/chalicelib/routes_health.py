@@ -13,6 +13,7 @@ import asyncpg
 from chalice import Blueprint, Response
 
 from . import queries
+from .config import get_settings
 from .db import get_db, get_redis
 from .errors import ServiceUnavailable
 from .middleware import api_view
@@ -42,7 +43,7 @@ def _heartbeat_json(row: asyncpg.Record | None, now: dt.datetime) -> dict | None
 @bp.route("/health", methods=["GET"])
 @api_view
 def health():
-    now = dt.datetime.now(UTC)
+    now = get_settings().clock.now_dt()
 
     async def probe(conn: asyncpg.Connection):
         await conn.fetchval(queries.PING)
@@ -71,7 +72,7 @@ def health():
 @bp.route("/api/stats", methods=["GET"])
 @api_view
 def stats():
-    now = dt.datetime.now(UTC)
+    now = get_settings().clock.now_dt()
     since = now - HOUR
 
     async def gather(conn: asyncpg.Connection) -> dict:
@@ -101,7 +102,7 @@ def stats():
 @bp.route("/api/symbols", methods=["GET"])
 @api_view
 def symbols():
-    now = dt.datetime.now(UTC)
+    now = get_settings().clock.now_dt()
     since = now - DAY
 
     async def gather(conn: asyncpg.Connection) -> list[dict]:

@@ -12,6 +12,7 @@ import datetime as dt
 from chalice import Blueprint
 
 from . import context, params, queries
+from .config import get_settings
 from .db import RedisUnavailable, get_db, get_redis
 from .errors import Conflict
 from .middleware import api_view
@@ -46,7 +47,7 @@ def subscribe(symbol):
     symbol = params.parse_symbol(symbol)
     requested = params.parse_subscription_body(context.current_request().raw_body)
     exchange = params.subscription_exchange(symbol, requested)
-    row = get_db().fetchrow(queries.SUBSCRIBE, symbol, exchange)
+    row = get_db().fetchrow(queries.SUBSCRIBE, symbol, exchange, get_settings().clock.now_dt())
     logger.info("subscription requested", extra={"symbol": symbol, "exchange": exchange})
     _notify("subscribe", symbol, exchange, row["requested_at"])
     return {"status": "subscribed", "symbol": symbol, "exchange": exchange,
@@ -59,7 +60,7 @@ def unsubscribe(symbol):
     symbol = params.parse_symbol(symbol)
     requested = params.parse_subscription_body(context.current_request().raw_body)
     db = get_db()
-    row = db.fetchrow(queries.UNSUBSCRIBE_KNOWN, symbol, requested)
+    row = db.fetchrow(queries.UNSUBSCRIBE_KNOWN, symbol, requested, get_settings().clock.now_dt())
     if row is None:
         stored = db.fetchval(queries.SUBSCRIPTION_EXCHANGE, symbol)
         if stored is not None:
@@ -68,7 +69,8 @@ def unsubscribe(symbol):
             raise Conflict(f"{symbol} is subscribed on {stored}, not {requested}; leave the exchange out or "
                            f"send {stored}", title="Exchange conflict")
         # Not in the table (perhaps subscribed from the collector's SYMBOLS): record the wish anyway.
-        row = db.fetchrow(queries.UNSUBSCRIBE_NEW, symbol, params.subscription_exchange(symbol, requested))
+        row = db.fetchrow(queries.UNSUBSCRIBE_NEW, symbol, params.subscription_exchange(symbol, requested),
+                          get_settings().clock.now_dt())
     exchange = row["exchange"]
     logger.info("unsubscription requested", extra={"symbol": symbol, "exchange": exchange})
     _notify("unsubscribe", symbol, exchange, row["requested_at"])

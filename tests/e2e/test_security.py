@@ -199,7 +199,7 @@ def test_writes_can_require_a_key_even_with_none_configured_as_in_aws(market, re
 
 
 def test_make_run_says_how_to_turn_keys_on_and_never_prints_a_key():
-    today = dt.date(2026, 11, 24)
+    today = dt.datetime(2026, 11, 24, 15, tzinfo=dt.UTC).timestamp()  # a Tuesday, CME open
     off = banner(make_plan({}, REPO), today)
     assert "API_KEYS=" in off, off
     on = banner(make_plan({"API_KEYS": f"{KEY},{OTHER_KEY}"}, REPO), today)

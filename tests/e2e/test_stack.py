@@ -7,21 +7,23 @@ The tests run in file order against one stack; the last one stops it.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 
 import pytest
 
 from devstack.testing import get_json, http
-from rdc_common.products import DEFAULT_PRODUCTS, PRODUCTS, front_month
+from rdc_common.calendar import front_contract
+from rdc_common.clock import default_clock
+from rdc_common.products import DEFAULT_PRODUCTS
 
 pytestmark = pytest.mark.e2e
 
-TODAY = dt.datetime.now(dt.UTC).date()
-DEFAULT_SYMBOLS = [front_month(PRODUCTS[code], TODAY).symbol for code in DEFAULT_PRODUCTS]
-NEW_SYMBOL = front_month(PRODUCTS["YM"], TODAY).symbol  # CBOT: not among the defaults
-README_SUBSCRIBE = front_month(PRODUCTS["GC"], TODAY).symbol
+# The stack inherits the suite's clock (tests/conftest.py), so its front months are these.
+NOW = default_clock().now()
+DEFAULT_SYMBOLS = [front_contract(code, NOW).symbol for code in DEFAULT_PRODUCTS]
+NEW_SYMBOL = front_contract("YM", NOW).symbol  # CBOT: not among the defaults
+README_SUBSCRIBE = front_contract("GC", NOW).symbol
 TICK_KEYS = {"timestamp", "symbol", "price", "volume", "direction", "trade_type", "exchange"}
 LEVEL2_KEYS = {"timestamp", "symbol", "update_type", "bids", "asks", "depth"}
 

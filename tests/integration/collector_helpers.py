@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from collector_ecs.config import load_settings
+from rdc_common.clock import CLOCK_VARIABLES
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE_OF = {"last_trade": "tick_data", "bbo": "quote_data", "order_book": "level2_data"}
@@ -27,6 +28,8 @@ def collector_env(sim, database_url: str, redis_url: str, tmp_path: Path, **extr
         "FLUSH_INTERVAL_MS": "50", "CONFIG_FILE": str(tmp_path / "none.json"), "COLLECTOR_ID": "test-collector",
         "MAX_RECONNECT_DELAY_S": "1", "LOG_LEVEL": "INFO",
     }
+    # The suite's clock (tests/conftest.py), which the simulator runs on too.
+    env.update({k: os.environ[k] for k in CLOCK_VARIABLES if k in os.environ})
     if getattr(sim, "cert_file", None) and sim.url.startswith("wss://"):
         env["RITHMIC_CA_FILE"] = str(sim.cert_file)
     env.update({k: str(v) for k, v in extra.items()})

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from rdc_common.clock import default_clock
 from tests.integration.test_api_support import (
     api_client,
     closed_port,
@@ -33,11 +34,11 @@ def _down_url() -> str:
 
 
 def test_health_reports_the_collector_heartbeat(database_url, redis_url, monkeypatch):
-    seen = dt.datetime.now(UTC) - dt.timedelta(seconds=2)
+    seen = default_clock().now_dt() - dt.timedelta(seconds=2)
     # The collector's heartbeat row, as its health task writes it.
     execute(database_url, "INSERT INTO collector_heartbeat (collector_id, connected, last_message_at, messages_per_s, "
                           f"queue_depth, spool_bytes, updated_at) VALUES ('c-1', true, '{seen.isoformat()}', 812.5, 3, "
-                          "0, now())")
+                          f"0, '{default_clock().now_dt().isoformat()}')")
     with api_client(monkeypatch, DATABASE_URL=database_url, REDIS_URL=redis_url) as http:
         body = get_json(http, "/health")
         collector = body["collector"]
@@ -98,7 +99,7 @@ def test_every_statement_runs_under_the_statement_timeout(database_url, redis_ur
 
 
 def test_stats_are_exact_zero_when_nothing_arrived_in_the_last_hour(database_url, redis_url, monkeypatch):
-    old = dt.datetime.now(UTC) - dt.timedelta(hours=5)
+    old = default_clock().now_dt() - dt.timedelta(hours=5)
     write_rows(database_url, "tick_data", [tick(old + dt.timedelta(seconds=i), "ESZ6", 6000.0, 1, "BUY")
                                            for i in range(10)])
     with api_client(monkeypatch, DATABASE_URL=database_url, REDIS_URL=redis_url) as http:
@@ -113,7 +114,7 @@ def test_the_api_works_as_its_read_only_database_role(database_url, redis_url, m
     role = "rdc_api_t_" + uuid.uuid4().hex[:8]
     execute(database_url, f"CREATE ROLE {role} LOGIN IN ROLE rdc_api")
     try:
-        write_rows(database_url, "tick_data", [tick(dt.datetime.now(UTC), "ESZ6", 6000.0, 2, "SELL")])
+        write_rows(database_url, "tick_data", [tick(default_clock().now_dt(), "ESZ6", 6000.0, 2, "SELL")])
         as_role = urlunsplit(urlsplit(database_url)._replace(netloc=f"{role}@{urlsplit(database_url).hostname}:"
                                                                     f"{urlsplit(database_url).port}"))
         with api_client(monkeypatch, DATABASE_URL=as_role, REDIS_URL=redis_url) as http:
@@ -130,7 +131,7 @@ def test_the_api_works_as_its_read_only_database_role(database_url, redis_url, m
 
 def test_concurrent_requests_on_threads_each_get_their_own_answer(database_url, redis_url, monkeypatch):
     """`chalice local` serves each request on its own thread, all sharing the app and one pool."""
-    now = dt.datetime.now(UTC)
+    now = default_clock().now_dt()
     symbols = ["ESZ6", "NQZ6", "CLF7", "GCZ6"]
     write_rows(database_url, "tick_data", [tick(now - dt.timedelta(seconds=i), s, 100.0 + k, k + 1, "BUY")
                                            for k, s in enumerate(symbols) for i in range(5 + k)])

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from rdc_common.clock import default_clock
 from tests.integration.test_api_support import (
     fetch,
     get_json,
@@ -36,7 +37,7 @@ def test_health_answers_200_when_postgres_and_redis_answer(http):
     assert body["services"] == {"database": "connected", "redis": "connected"}
     stamp = dt.datetime.fromisoformat(body["timestamp"])
     assert stamp.utcoffset() == dt.timedelta(0)
-    assert abs((dt.datetime.now(dt.UTC) - stamp).total_seconds()) < 60
+    assert abs((default_clock().now_dt() - stamp).total_seconds()) < 60
     assert schema_errors(response_schema("/health", "get", 200), body) == []
 
 
@@ -159,7 +160,7 @@ def test_symbols_lists_the_last_24_hours(http, market):
     assert gc["exchange"] == "COMEX" and gc["tick_count"] == 0 and gc["last_tick_update"] is None
     assert gc["level2_count"] >= 1 and gc["last_level2_update"] is not None
     assert body["estimated"] == []
-    day_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=24)).replace(second=0, microsecond=0)
+    day_ago = (default_clock().now_dt() - dt.timedelta(hours=24)).replace(second=0, microsecond=0)
     n = fetch(market.url, 'SELECT count(*) AS n FROM tick_data WHERE symbol=$1 AND "timestamp" >= $2', "ESZ6", day_ago)
     assert es["tick_count"] == n[0]["n"]
 

@@ -6,11 +6,12 @@ import datetime as dt
 import pytest
 
 from collector_ecs.control import ControlStore
+from rdc_common.clock import default_clock
 
 from .test_api_support import api_client, get_json, response_schema, schema_errors
 
 pytestmark = pytest.mark.integration
-NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+NOW = default_clock().now_dt().replace(microsecond=0)
 
 
 def record_gaps(url):

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from rdc_common.clock import default_clock
 from tests.integration.test_api_support import (
     fetch,
     get_json,
@@ -121,7 +122,7 @@ def test_the_book_at_an_instant_equals_the_book_as_it_was_built(http, market):
 
 
 def test_the_top_of_the_book_equals_the_last_quote_at_or_before_the_instant(http, market):
-    for at in _instants(market) + [dt.datetime.now(UTC)]:
+    for at in _instants(market) + [default_clock().now_dt()]:
         book = get_json(http, f"/api/book/ESZ6?at={iso(at)}&depth=1")
         quotes = get_json(http, f"/api/quotes/ESZ6?end={iso(at + dt.timedelta(microseconds=1))}&limit=1")
         (last,) = quotes["data"]

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 import redis
 
+from rdc_common.clock import default_clock
 from tests.integration.test_api_support import (
     api_client,
     closed_port,
@@ -49,7 +50,7 @@ def test_subscribe_answers_the_contract_and_queues_durably(http, database_url, c
                                   "message": "Subscription request for GCZ6 has been queued"}
     row = _row(database_url, "GCZ6")
     assert (row["exchange"], row["desired"], row["status"], row["reason"]) == ("COMEX", True, "pending", None)
-    assert abs((dt.datetime.now(dt.UTC) - row["requested_at"]).total_seconds()) < 60
+    assert abs((default_clock().now_dt() - row["requested_at"]).total_seconds()) < 60
     (command,) = commands()
     assert command["op"] == "subscribe" and command["symbol"] == "GCZ6" and command["exchange"] == "COMEX"
     assert dt.datetime.fromisoformat(command["requested_at"]) == row["requested_at"]

@@ -24,6 +24,7 @@ from chalice.test import Client
 
 from collector_ecs.parsing import LEVEL2_COLUMNS, QUOTE_COLUMNS, TICK_COLUMNS
 from collector_ecs.writer import write_batch
+from rdc_common.clock import default_clock
 
 API_DIR = Path(__file__).resolve().parents[2] / "api_chalice"
 if str(API_DIR) not in sys.path:
@@ -253,7 +254,7 @@ def recorded_market(pg, migrated_template):
     """A database holding the recorded market, for a module-scoped fixture of read-only tests."""
     url = pg.create_database(template=migrated_template)
     try:
-        yield build_market(url, dt.datetime.now(UTC))
+        yield build_market(url, default_clock().now_dt())
     finally:
         pg.drop_database(url)
 

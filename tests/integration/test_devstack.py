@@ -45,6 +45,8 @@ EXTERNAL = {
     "RITHMIC_URL": "wss://gateway.example:443",
 }
 
+SUITE_NOW = dt.datetime(2026, 11, 24, 15, tzinfo=dt.UTC).timestamp()  # a Tuesday, CME open
+
 
 def plan(env: dict, repo: Path = Path("/repo")):
     return make_plan(env, repo, python="/venv/bin/python")
@@ -185,14 +187,14 @@ def test_passwords_are_masked_everywhere_we_print():
     assert mask_url("redis://:tok@cache:6379/0") == "redis://:***@cache:6379/0"
     assert mask_url("postgresql://postgres@127.0.0.1:55432/rdc") == "postgresql://postgres@127.0.0.1:55432/rdc"
     p = plan(EXTERNAL)
-    printed = describe(p) + banner(p, dt.date(2026, 11, 24)) + repr(p)
+    printed = describe(p) + banner(p, SUITE_NOW) + repr(p)
     for secret in ("s3cret-pw", "r3dis-pw", "rithmic-pw"):
         assert secret not in printed
 
 
 @pytest.mark.unit
 def test_banner_points_at_the_front_month():
-    text = banner(plan({}), dt.date(2026, 11, 24))
+    text = banner(plan({}), SUITE_NOW)
     assert "curl 'http://127.0.0.1:8080/api/ticks/ESZ6?limit=10'" in text
     assert "ESZ6, NQZ6, CLF7, GCZ6" in text
 

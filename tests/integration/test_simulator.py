@@ -2,8 +2,8 @@
 
 Everything is observed through `RithmicClient` (its public calls, or one of its plants driven
 message by message with the client's own WebSocket and codec); the control API is plain HTTP.
-The module's simulator pins `--today 2026-11-24` so contract listings stay the same whatever
-day the suite runs; the market itself runs on the wall clock.
+The suite's clock (tests/conftest.py) starts at 2026-11-24 15:00 UTC whatever day it runs, so
+contract listings and front months are the same every run; every simulator here inherits it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from async_rithmic import DataType, ReconnectionSettings, RetrySettings, Rithmic
 from async_rithmic.exceptions import RithmicErrorResponse
 from websockets.protocol import State
 
+from rdc_common.clock import default_clock
 from rdc_common.products import PRODUCTS, contract, front_month
 from simulator.testing import SimulatorProcess
 
@@ -48,7 +49,7 @@ SPECS = {
 
 @pytest.fixture(scope="module")
 def sim():
-    with SimulatorProcess(seed=1, rate=200, users="demo:demo,alice:s3cret", today=TODAY.isoformat()) as s:
+    with SimulatorProcess(seed=1, rate=200, users="demo:demo,alice:s3cret") as s:
         yield s
 
 
@@ -342,8 +343,8 @@ async def test_anything_outside_the_catalogue_gets_an_error_not_silence(sim):
             exchange="CME",
             bar_type=1,
             bar_type_specifier="1",
-            start_index=int(time.time()) - 10,
-            finish_index=int(time.time()),
+            start_index=int(market_now()) - 10,
+            finish_index=int(market_now()),
         )
         response = await history.recv(207)
         assert response.rp_code[0] == "5" and list(response.user_msg) == ["ZZZZ9_CME"]
@@ -462,6 +463,11 @@ async def test_unsubscribing_by_update_bits(sim):
 # --- 4. history ---------------------------------------------------------------------------------
 
 
+def market_now() -> float:
+    """The simulator's "now": the suite's clock (tests/conftest.py), not the real date."""
+    return default_clock().now()
+
+
 def utc(second: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(second, dt.UTC)
 
@@ -485,8 +491,8 @@ async def test_history_replays_exactly_what_streamed_live(sim):
     await client.connect(plants=[TICKER, HISTORY])
     try:
         await client.subscribe_to_market_data("ESZ6", "CME", DataType.LAST_TRADE)
-        started = int(time.time())
-        assert await wait_for(lambda: time.time() > started + 4, 6)
+        started = int(market_now())
+        assert await wait_for(lambda: market_now() > started + 4, 6)
         live = rec.trades("ESZ6")
         first, last = started + 1, live[-1][0]  # whole seconds inside the live window
         ticks = await client.get_historical_tick_data("ESZ6", "CME", utc(first), utc(last))
@@ -519,7 +525,7 @@ async def test_history_pages_like_the_gateway_without_losing_a_tick(sim):
         await request(key)
 
     plant._request_historical_ticks = counting
-    end = (int(time.time()) - 2) // 60 * 60  # whole minutes, so minute bars cover exactly the range
+    end = (int(market_now()) - 2) // 60 * 60  # whole minutes, so minute bars cover exactly the range
     start = end - 600
     try:
         ticks = await client.get_historical_tick_data("CLF7", "NYMEX", utc(start), utc(end))
@@ -535,7 +541,7 @@ async def test_history_pages_like_the_gateway_without_losing_a_tick(sim):
 
 
 async def test_two_runs_with_the_same_seed_have_the_same_history(sim):
-    end = int(time.time()) - 5
+    end = int(market_now()) - 5
     start = end - 20
 
     async def history(process) -> list[tuple]:
@@ -546,9 +552,9 @@ async def test_two_runs_with_the_same_seed_have_the_same_history(sim):
         finally:
             await client.disconnect()
 
-    with SimulatorProcess(seed=1, rate=200, today=TODAY.isoformat()) as again:
+    with SimulatorProcess(seed=1, rate=200) as again:
         same = await history(again)
-    with SimulatorProcess(seed=2, rate=200, today=TODAY.isoformat()) as other:
+    with SimulatorProcess(seed=2, rate=200) as other:
         different = await history(other)
     first = await history(sim)
     assert len(first) > 100
@@ -626,7 +632,7 @@ async def test_market_by_order_depth_adds_up_to_the_book(sim):
 async def test_stats_count_exactly_what_the_client_received():
     symbols = {"YMZ6": "CBOT", "GCG7": "COMEX"}
     # Its own simulator: the module's may still hold a socket an earlier test's client failed to close.
-    with SimulatorProcess(seed=1, rate=200, today=TODAY.isoformat()) as sim:
+    with SimulatorProcess(seed=1, rate=200) as sim:
         assert sim.stats()["connections"] == 0
         client = make_client(sim)
         rec = Recorder(client)
@@ -748,7 +754,7 @@ async def test_rate_changes_from_the_next_second_and_history_stays_true(sim):
         await client.subscribe_to_market_data("RTYZ6", "CME", DataType.LAST_TRADE)
         await asyncio.sleep(1.5)
         effective = sim.set_rate(5000)["effective_from"]
-        assert effective == int(time.time()) + 1 or effective == int(time.time())
+        assert effective == int(market_now()) + 1 or effective == int(market_now())
         # Trades arrive in time order: once one from past the window is here, the window is complete
         # (on a loaded machine the wall clock can pass effective + 3 with trades still in flight).
         assert await wait_for(lambda: any(t[0] >= effective + 3 for t in rec.trades("RTYZ6")), 15)
@@ -769,16 +775,27 @@ async def test_silent_sessions_are_dropped_after_the_heartbeat_interval():
         await silent.connect(plants=[TICKER])
         await chatty.connect(plants=[TICKER])
         try:
-            # the default market date is today's: the front month is the catalogue's for today
-            today = dt.datetime.now(dt.UTC).date()
+            # the simulator's date is the suite clock's: the front month is the catalogue's for it
+            today = default_clock().today()
             assert await chatty.get_front_month_contract("ES", "CME") == front_month(PRODUCTS["ES"], today).symbol
             plant = silent.plants["ticker"]
             for task in plant._bg_tasks:
                 if task.get_name() in ("heartbeat_loop", "reconnect_loop"):
                     task.cancel()
+
+            async def keep_talking():
+                # async_rithmic's own heartbeat loop started its first sleep with the default 30 s,
+                # before login negotiated 2 s: heartbeat at the negotiated pace, as a client must.
+                while True:
+                    await chatty.plants["ticker"]._send_heartbeat()
+                    await asyncio.sleep(0.5)
+
+            talker = asyncio.create_task(keep_talking())
             silent_ws, chatty_ws = plant.ws, chatty.plants["ticker"].ws
             assert await wait_for(lambda: silent_ws.state is State.CLOSED, 6)
+            await asyncio.sleep(2.5)  # past the interval again: the chatty one is still there
             assert chatty_ws.state is State.OPEN and chatty.plants["ticker"].ws is chatty_ws
+            talker.cancel()
         finally:
             await chatty.disconnect()
             await silent.disconnect()

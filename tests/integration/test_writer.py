@@ -12,9 +12,10 @@ from collector_ecs.parsing import LEVEL2, QUOTE, TICK
 from collector_ecs.spool import Spool
 from collector_ecs.writer import Batch, BatchWriter, write_batch
 from devstack.services import Postgres, free_port
+from rdc_common.clock import default_clock
 
 pytestmark = pytest.mark.integration
-T0 = dt.datetime.now(dt.UTC).replace(microsecond=0)
+T0 = default_clock().now_dt().replace(microsecond=0)
 
 
 def trades(n, symbol="ESZ6", start=0):

@@ -32,6 +32,7 @@ from simulator.websocket import accept_key
 pytestmark = pytest.mark.unit
 
 TODAY = dt.date(2026, 11, 24)
+NOW = dt.datetime(2026, 11, 24, 15, tzinfo=dt.UTC).timestamp()  # a Tuesday, 09:00 Chicago
 SECOND = 1_795_600_000  # a fixed second, so every run checks the same market
 
 
@@ -156,21 +157,21 @@ def test_snapshot_state_matches_replaying_the_events():
 
 def test_unknown_or_expired_contracts_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="ZZZZ9"):
-        resolve_contract("ZZZZ9", "CME", TODAY)
+        resolve_contract("ZZZZ9", "CME", NOW)
     with pytest.raises(ValueError, match="trades on CME"):
-        resolve_contract("ESZ6", "NYMEX", TODAY)
+        resolve_contract("ESZ6", "NYMEX", NOW)
     with pytest.raises(ValueError, match="CBOT"):
-        resolve_contract("ESZ6", "XCME", TODAY)
+        resolve_contract("ESZ6", "XCME", NOW)
     with pytest.raises(ValueError, match="not listed"):
-        resolve_contract("ESU6", "CME", TODAY)
-    assert resolve_contract("esz6", "cme", TODAY).symbol == "ESZ6"
+        resolve_contract("ESU6", "CME", NOW)
+    assert resolve_contract("esz6", "cme", NOW).symbol == "ESZ6"
 
 
 def test_front_month_and_search_answer_from_the_catalogue():
-    assert front_month_fields("ES", "CME", TODAY)["trading_symbol"] == "ESZ6"
-    assert front_month_fields("CL", "NYMEX", TODAY)["trading_symbol"] == "CLF7"
+    assert front_month_fields("ES", "CME", NOW)["trading_symbol"] == "ESZ6"
+    assert front_month_fields("CL", "NYMEX", NOW)["trading_symbol"] == "CLF7"
     with pytest.raises(ValueError):
-        front_month_fields("ES", "COMEX", TODAY)
+        front_month_fields("ES", "COMEX", NOW)
     rows = search("GC", "COMEX", None, 2, TODAY)
     assert rows and all(r["product_code"] in ("GC", "MGC") for r in rows)
     assert [r["symbol"] for r in search("ESZ6", None, None, 1, TODAY)] == ["ESZ6"]
@@ -377,8 +378,12 @@ def test_command_line_defaults_and_options():
         {"demo": "demo"},
         False,
     )
-    cfg = from_args(["--port", "9000", "--users", "a:b,c:d", "--rate", "0", "--today", "2026-11-24"])
-    assert (cfg.control_port, cfg.users, cfg.rate, cfg.reference_date()) == (9001, {"a": "b", "c": "d"}, 0, TODAY)
+    cfg = from_args(["--port", "9000", "--users", "a:b,c:d", "--rate", "0"],
+                    env={"RDC_CLOCK_START": "2026-11-24T15:00:00Z", "RDC_CLOCK_SPEED": "60"})
+    assert (cfg.control_port, cfg.users, cfg.rate, cfg.clock.today(), cfg.clock.speed) == (
+        9001, {"a": "b", "c": "d"}, 0, TODAY, 60.0)
+    with pytest.raises(SystemExit):
+        from_args([], env={"RDC_CLOCK_START": "next tuesday"})
     with pytest.raises(SystemExit):
         from_args(["--users", "nopassword"])
 
