@@ -1,4 +1,4 @@
-"""Command line: `python -m collector_ecs [run|migrate|healthcheck|check-connection]`."""
+"""Command line: `python -m collector_ecs [run|migrate|healthcheck|check-connection|conformance]`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 from .config import ConfigError, load_settings
 
@@ -15,10 +16,30 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
+def _environment_with_dotenv() -> dict[str, str]:
+    """check-connection and conformance are run by hand beside `make run`, so they read the same
+    `.env` (RDC_ENV_FILE, else ./.env), the environment winning. The service never does: in a
+    container the environment is its only source."""
+    env = dict(os.environ)
+    path = Path(env.get("RDC_ENV_FILE") or ".env")
+    if not path.is_file():
+        return env
+    try:
+        from devstack.plan import merge_env, parse_dotenv
+    except ImportError:  # an image without devstack: no .env support, the environment alone
+        return env
+    try:
+        return merge_env(env, parse_dotenv(path.read_text()))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+COMMANDS = ("run", "migrate", "healthcheck", "check-connection", "conformance")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m collector_ecs", description=__doc__)
-    parser.add_argument("command", nargs="?", default="run",
-                        choices=["run", "migrate", "healthcheck", "check-connection"])
+    parser.add_argument("command", nargs="?", default="run", choices=COMMANDS)
     parser.add_argument("--product", default="ES", help="check-connection: product whose front month to resolve")
     args = parser.parse_args(argv)
 
@@ -34,12 +55,17 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(str(exc))
 
     try:
-        settings = load_settings()
+        # The two diagnostic commands list the gateway's systems when no system name is given.
+        diagnostic = args.command in ("check-connection", "conformance")
+        settings = load_settings(_environment_with_dotenv() if diagnostic else None, require_system_name=not diagnostic)
     except ConfigError as exc:
         return _fail(str(exc))
     if args.command == "check-connection":
         from .check_connection import check
         return asyncio.run(check(settings, args.product))
+    if args.command == "conformance":
+        from .conformance import conformance
+        return asyncio.run(conformance(settings))
 
     from .observability import setup_logging
     from .service import run

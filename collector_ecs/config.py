@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from rdc_common.clock import Clock, ClockError, LiveClock, clock_from_env
+from rdc_common.gateways import TEST_GATEWAY_URL, default_system_name
 from rdc_common.products import (
     DEFAULT_PRODUCTS,
     PRODUCTS,
@@ -26,8 +27,7 @@ from rdc_common.products import (
 
 from .secrets import SecretError, read_json_secret
 
-DEFAULT_URL = "wss://rituz00100.rithmic.com:443"
-DEFAULT_SYSTEM = "Rithmic Paper Trading"
+DEFAULT_URL = TEST_GATEWAY_URL
 
 
 class ConfigError(ValueError):
@@ -88,6 +88,7 @@ class Settings:
     rithmic_secret_id: str | None = None
     # "Now" for every market decision (rolls, expiries, open/closed, receive stamps): RDC_CLOCK_*.
     clock: Clock = field(default_factory=LiveClock)
+    conformance_status_interval_s: float = 60.0
 
     def public_summary(self) -> dict:
         """What start-up logs: everything but credentials."""
@@ -229,8 +230,27 @@ def load_config_file(path: Path) -> dict:
     return data
 
 
-def load_settings(env: Mapping[str, str] | None = None, secrets_client=None) -> Settings:
-    """Settings from the environment (the old README's names), config.json and Secrets Manager."""
+def system_name_for(url: str, given: str | None) -> str:
+    """The system to log in to: the one given, else `Rithmic Test` on the test gateway; any other
+    gateway has no default, because its systems are whatever Rithmic set up for the account."""
+    if given:
+        return given
+    default = default_system_name(url)
+    if default is None:
+        raise ConfigError(
+            f"RITHMIC_SYSTEM_NAME is not set, and {url} is not Rithmic's test gateway (where it would mean "
+            f"'Rithmic Test'): set it to the system name Rithmic gave you for this gateway "
+            f"(`python -m collector_ecs check-connection` lists the gateway's systems; in AWS it is "
+            f"rdc:rithmic_system_name)")
+    return default
+
+
+def load_settings(env: Mapping[str, str] | None = None, secrets_client=None, *,
+                  require_system_name: bool = True) -> Settings:
+    """Settings from the environment (the old README's names), config.json and Secrets Manager.
+
+    `require_system_name=False` (check-connection, conformance) leaves a missing system name empty
+    instead of stopping, so those commands can list the gateway's systems first."""
     env = dict(os.environ if env is None else env)
     file_cfg = load_config_file(Path(env.get("CONFIG_FILE", "config.json")))
     coll = file_cfg.get("collector", {}) if isinstance(file_cfg.get("collector", {}), dict) else {}
@@ -260,6 +280,12 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_client=None) -> 
         url = "wss://" + url
     if urlsplit(url).scheme not in ("ws", "wss") or not urlsplit(url).hostname:
         raise ConfigError(f"RITHMIC_URL must be a ws:// or wss:// gateway address such as {DEFAULT_URL}")
+    try:
+        system = system_name_for(url, system)
+    except ConfigError:
+        if require_system_name:
+            raise
+        system = ""
     ca_file = env.get("RITHMIC_CA_FILE") or None
     if ca_file and not Path(ca_file).is_file():
         raise ConfigError(f"RITHMIC_CA_FILE names {ca_file}, which is not a readable file")
@@ -280,7 +306,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_client=None) -> 
 
     return Settings(
         rithmic_user=user, rithmic_password=Secret(password),
-        rithmic_system_name=system or DEFAULT_SYSTEM,
+        rithmic_system_name=system,
         rithmic_app_name=env.get("RITHMIC_APP_NAME", "RithmicDataCollector"),
         rithmic_app_version=env.get("RITHMIC_APP_VERSION", "2.0"),
         rithmic_url=url, rithmic_ca_file=ca_file,
@@ -299,4 +325,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_client=None) -> 
         max_reconnect_delay_s=_float(env, "MAX_RECONNECT_DELAY_S", 30.0, 0.1, 600),
         rithmic_secret_id=secret_id,
         clock=clock,
+        conformance_status_interval_s=_float(env, "CONFORMANCE_STATUS_INTERVAL_S", 60.0, 0.1, 3600),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ssl
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -34,6 +35,7 @@ from websockets.uri import parse_uri
 from .observability import redact_library_logs
 
 TICKER_AND_HISTORY = [SysInfraType.TICKER_PLANT, SysInfraType.HISTORY_PLANT]
+ORDER_ONLY = [SysInfraType.ORDER_PLANT]
 ALL_UPDATE_BITS = 1 | 2 | 4  # LAST_TRADE | BBO | ORDER_BOOK
 _SUBSCRIBE = pb.request_market_data_update_pb2.RequestMarketDataUpdate.Request.SUBSCRIBE
 _UNSUBSCRIBE = pb.request_market_data_update_pb2.RequestMarketDataUpdate.Request.UNSUBSCRIBE
@@ -46,12 +48,13 @@ class IncompatibleLibrary(RuntimeError):
 def check_compatibility() -> None:
     """Raise IncompatibleLibrary naming each internal that moved."""
     problems = []
-    for name in ("_recv_loop", "_start_io_tasks", "_send_request", "_process_response", "_connect", "_login"):
+    for name in ("_recv_loop", "_start_io_tasks", "_send_request", "_process_response", "_connect", "_login",
+                 "_stop_background_tasks", "get_system_info", "_heartbeat_loop", "_send_heartbeat"):
         if not callable(getattr(BasePlant, name, None)):
             problems.append(f"BasePlant.{name} is gone")
     src = "".join(inspect.getsource(cls) for cls in BasePlant.__mro__ if cls.__module__.startswith("async_rithmic"))
-    for needle in ("self._recv_loop()", "_disconnect_event", "_reconnected_event", "_inbound_queue", "_subscriptions",
-                   "heartbeat_interval", "ssl=self.ssl_context"):
+    for needle in ("self._recv_loop()", "self._heartbeat_loop()", "_disconnect_event", "_reconnected_event",
+                   "_inbound_queue", "_subscriptions", "heartbeat_interval", "ssl=self.ssl_context"):
         if needle not in src:
             problems.append(f"async_rithmic no longer uses {needle}")
     ticker_src = inspect.getsource(TickerPlant._login)
@@ -358,6 +361,30 @@ def heartbeat_interval(plant: BasePlant) -> float:
     return float(plant.heartbeat_interval or 30)
 
 
+def steady_heartbeats(plant: BasePlant) -> None:
+    """Heartbeats at the interval the gateway asked for, from the first login on.
+
+    async_rithmic's heartbeat loop starts before the login and sleeps the interval it has then
+    (its default, 30 s), so a gateway that asks for less gets its first heartbeat late and drops
+    the session. This loop re-reads the negotiated interval at least once a second.
+    """
+    async def heartbeat_loop():
+        sent = time.monotonic()
+        while True:
+            interval = heartbeat_interval(plant)
+            wait = sent + max(interval - 1, interval / 2) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(min(wait, 1.0))
+                continue
+            try:
+                await plant._send_heartbeat()
+            except (ConnectionClosed, OSError) as exc:  # the receive loop notices and reconnects
+                plant.logger.warning(f"Heartbeat failed: {exc}")
+            sent = time.monotonic()
+
+    plant._heartbeat_loop = heartbeat_loop
+
+
 async def close_quietly(plant: BasePlant, timeout: float = 2.0) -> None:
     """Close the plant's socket if one is open; a gateway that does not answer the close is dropped."""
     ws = plant.ws
@@ -375,6 +402,35 @@ def abort_connection(plant: BasePlant) -> None:
     ws = plant.ws
     if ws is not None and ws.transport is not None:
         ws.transport.abort()
+
+
+async def gateway_systems(client: RithmicClient, timeout: float, plant_type: str = "ticker") -> list[str]:
+    """The system names the gateway offers, asked on a connection of its own (as Rithmic expects:
+    RequestRithmicSystemInfo, close, then a new connection for the login)."""
+    plant = client.plants[plant_type]
+    plant.ws = await asyncio.wait_for(
+        websockets.connect(client.credentials["gateway"], ssl=client.ssl_context), timeout=timeout)
+    try:
+        info = await asyncio.wait_for(plant.get_system_info(), timeout=timeout)
+    finally:
+        await close_quietly(plant)
+        plant.ws = None
+    return list(info.system_name) if info is not None else []
+
+
+async def shut_down(client: RithmicClient, timeout: float) -> None:
+    """Log out of every connected plant, then stop every plant's background tasks and sockets:
+    client.disconnect() skips a plant that is between connections, leaving its reconnect loop
+    running (and about to log in again)."""
+    await client.disconnect(timeout=timeout)
+    for plant in client.plants.values():
+        await plant._stop_background_tasks()
+        await close_quietly(plant)
+
+
+def app_presented(client: RithmicClient) -> tuple[str, str]:
+    """The application name and version every plant's RequestLogin carries."""
+    return client.credentials["app_name"], client.credentials["app_version"]
 
 
 def on_login(client: RithmicClient, plant_type: str, callback: Callable[[], None]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from rdc_common.clock import Clock, ClockError, clock_from_env
+from rdc_common.gateways import TEST_SYSTEM_NAME, default_system_name
 from rdc_common.products import DEFAULT_PRODUCTS, PRODUCTS
 
 # Each port the stack listens on, its default and the variable that changes it.
@@ -41,7 +42,8 @@ STOP_ORDER = ("collector", "api", "nginx", "simulator", "redis", "postgres")
 
 SIMULATOR_USER = "demo"
 SIMULATOR_PASSWORD = "demo"
-DEFAULT_SYSTEM_NAME = "Rithmic Paper Trading"
+# One of the systems the simulator lists, and the one Rithmic's test gateway offers.
+SIMULATOR_SYSTEM_NAME = TEST_SYSTEM_NAME
 DEFAULT_SYMBOLS = ",".join(DEFAULT_PRODUCTS)
 DEFAULT_RATE_LIMIT = "50r/s"
 DEFAULT_BURST = 100
@@ -224,11 +226,19 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
                 f"RITHMIC_USER is set, so devstack connects to a real Rithmic gateway and needs "
                 f"{' and '.join(missing)} too (in the environment or .env); unset RITHMIC_USER to use the simulator"
             )
+        url = env["RITHMIC_URL"].strip()
+        system = (env.get("RITHMIC_SYSTEM_NAME") or "").strip() or default_system_name(url)
+        if system is None:
+            raise PlanError(
+                f"RITHMIC_URL={url} is not Rithmic's test gateway, so devstack needs RITHMIC_SYSTEM_NAME too: the "
+                "system name Rithmic gave you for that gateway (`.venv/bin/python -m collector_ecs check-connection` "
+                "lists them)"
+            )
         rithmic = {
             "RITHMIC_USER": rithmic_user,
             "RITHMIC_PASSWORD": env["RITHMIC_PASSWORD"],
-            "RITHMIC_URL": env["RITHMIC_URL"].strip(),
-            "RITHMIC_SYSTEM_NAME": env.get("RITHMIC_SYSTEM_NAME") or DEFAULT_SYSTEM_NAME,
+            "RITHMIC_URL": url,
+            "RITHMIC_SYSTEM_NAME": system,
         }
     else:
         services.append("simulator")
@@ -236,7 +246,7 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
             "RITHMIC_USER": SIMULATOR_USER,
             "RITHMIC_PASSWORD": SIMULATOR_PASSWORD,
             "RITHMIC_URL": f"ws://127.0.0.1:{ports['simulator']}",
-            "RITHMIC_SYSTEM_NAME": DEFAULT_SYSTEM_NAME,
+            "RITHMIC_SYSTEM_NAME": SIMULATOR_SYSTEM_NAME,
         }
     services += ["api", "nginx", "collector"]
 

@@ -109,5 +109,28 @@ def test_collector_environment_matches_collector_ecs_config(synth):
     environment = {e["Name"]: e["Value"] for e in collector["Environment"]}
     assert "RdcRithmicSecret" in json.dumps(environment["RITHMIC_SECRET_ID"])
     assert "rediss://" in json.dumps(environment["REDIS_URL"]) and ":6380/0" in json.dumps(environment["REDIS_URL"])
-    assert {"DB_HOST", "DB_PORT", "DB_NAME", "SYMBOLS", "RITHMIC_URL", "RITHMIC_SYSTEM_NAME"} <= environment.keys()
+    assert {"DB_HOST", "DB_PORT", "DB_NAME", "SYMBOLS", "RITHMIC_URL", "RITHMIC_SYSTEM_NAME", "RITHMIC_APP_NAME",
+            "RITHMIC_APP_VERSION"} <= environment.keys()
     assert "RdcDatabase" in json.dumps(environment["DB_HOST"]), "the collector writes directly, not via the proxy"
+
+
+def test_rithmic_settings_outside_the_secret_are_a_pair_the_collector_accepts(synth):
+    """Gateway, system and application name are stack context, only the login is in the secret; the
+    defaults are the test gateway with the system it offers, which collector_ecs.config accepts."""
+    from collector_ecs.config import load_settings
+
+    _, collector = _container(synth, "collector")
+    environment = {e["Name"]: e["Value"] for e in collector["Environment"]}
+    assert (environment["RITHMIC_URL"], environment["RITHMIC_SYSTEM_NAME"]) == (
+        "wss://rituz00100.rithmic.com:443", "Rithmic Test")
+    assert environment["RITHMIC_APP_NAME"] and environment["RITHMIC_APP_VERSION"]
+    secrets = {s["Name"] for s in collector["Secrets"]}
+    assert {"RITHMIC_USER", "RITHMIC_PASSWORD"} <= secrets
+    assert not {"RITHMIC_URL", "RITHMIC_SYSTEM_NAME", "RITHMIC_APP_NAME"} & secrets
+    secret = synth.templates["RdcData"]["Resources"]["RdcRithmicSecret"]
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert json.loads(generated["SecretStringTemplate"]).keys() == {"user"}
+    assert generated["GenerateStringKey"] == "password"
+    settings = load_settings({"RITHMIC_USER": "u", "RITHMIC_PASSWORD": "p", "CONFIG_FILE": "/nonexistent.json",
+                              "RITHMIC_URL": environment["RITHMIC_URL"]})
+    assert settings.rithmic_system_name == environment["RITHMIC_SYSTEM_NAME"]

@@ -33,6 +33,7 @@ from devstack.plan import (
 from devstack.run import banner, load_plan
 from devstack.services import collect_orphaned_clusters, free_port, wait_port
 from devstack.testing import REPO, StackProcess, get_json, http
+from simulator.config import SYSTEMS as SIMULATOR_SYSTEMS
 
 # --- the plan: pure --------------------------------------------------------------------------
 
@@ -64,7 +65,8 @@ def test_defaults_start_everything_on_the_simulator():
     collector = p.envs["collector"]
     assert collector["RITHMIC_URL"] == "ws://127.0.0.1:8765"
     assert (collector["RITHMIC_USER"], collector["RITHMIC_PASSWORD"]) == ("demo", "demo")
-    assert collector["RITHMIC_SYSTEM_NAME"] == "Rithmic Paper Trading"
+    assert collector["RITHMIC_SYSTEM_NAME"] == "Rithmic Test"
+    assert collector["RITHMIC_SYSTEM_NAME"] in SIMULATOR_SYSTEMS, "a system the simulator lists"
     assert collector["SYMBOLS"] == "ES,NQ,CL,GC"
     assert collector["DATABASE_URL"] == p.database_url and collector["REDIS_URL"] == p.redis_url
     assert collector["RDC_SPOOL_DIR"] == "/repo/.local/spool"
@@ -107,8 +109,14 @@ def test_real_rithmic_needs_password_and_url():
         plan({"RITHMIC_USER": "alice"})
     with pytest.raises(PlanError, match="RITHMIC_URL"):
         plan({"RITHMIC_USER": "alice", "RITHMIC_PASSWORD": "x"})
-    p = plan({"RITHMIC_USER": "alice", "RITHMIC_PASSWORD": "x", "RITHMIC_URL": "wss://g:443"})
-    assert p.envs["collector"]["RITHMIC_SYSTEM_NAME"] == "Rithmic Paper Trading"
+    # Only Rithmic's test gateway has a default system name; any other gateway needs it named.
+    real = {"RITHMIC_USER": "alice", "RITHMIC_PASSWORD": "x"}
+    with pytest.raises(PlanError, match="RITHMIC_SYSTEM_NAME"):
+        plan({**real, "RITHMIC_URL": "wss://g:443"})
+    p = plan({**real, "RITHMIC_URL": "wss://g:443", "RITHMIC_SYSTEM_NAME": "Rithmic 01"})
+    assert p.envs["collector"]["RITHMIC_SYSTEM_NAME"] == "Rithmic 01"
+    p = plan({**real, "RITHMIC_URL": "wss://rituz00100.rithmic.com:443"})
+    assert p.envs["collector"]["RITHMIC_SYSTEM_NAME"] == "Rithmic Test"
 
 
 @pytest.mark.unit
@@ -171,9 +179,10 @@ KEYS=        # empty, with a comment
 @pytest.mark.unit
 def test_dotenv_file_is_read_and_the_environment_wins(tmp_path):
     (tmp_path / ".env").write_text("SYMBOLS=GC\nRDC_HTTP_PORT=9999\nRITHMIC_USER=alice\nRITHMIC_PASSWORD=pw\n"
-                                   "RITHMIC_URL=wss://gw:443\n")
+                                   "RITHMIC_URL=wss://gw:443\nRITHMIC_SYSTEM_NAME='Rithmic 01'\n")
     p = load_plan({"RDC_HTTP_PORT": "9000"}, repo=tmp_path)
     assert p.symbols == "GC" and p.ports["nginx"] == 9000 and not p.simulated
+    assert p.rithmic_system_name == "Rithmic 01"
     other = tmp_path / "other.env"
     other.write_text("SYMBOLS=CL\n")
     p = load_plan({"RDC_ENV_FILE": str(other)}, repo=tmp_path)

@@ -24,6 +24,33 @@ def test_old_readme_variables_are_read():
     assert s.log_level == "DEBUG"
 
 
+@pytest.mark.parametrize("url", [None, "wss://rituz00100.rithmic.com:443", "rituz00100.rithmic.com:443",
+                                 "wss://RITUZ00100.rithmic.com"])
+def test_the_test_gateway_without_a_system_name_means_rithmic_test(url):
+    env = {**BASE} if url is None else {**BASE, "RITHMIC_URL": url}
+    s = load_settings(env)
+    assert s.rithmic_url.startswith("wss://") and "rituz00100" in s.rithmic_url.lower()
+    assert s.rithmic_system_name == "Rithmic Test"
+
+
+@pytest.mark.parametrize("url", ["wss://gateway.example:443", "ws://127.0.0.1:8765"])
+def test_any_other_gateway_without_a_system_name_stops_start_up_naming_the_variable(url):
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**BASE, "RITHMIC_URL": url})
+    sentence = str(refused.value)
+    assert sentence.startswith("RITHMIC_SYSTEM_NAME is not set") and url in sentence
+    assert "check-connection" in sentence, "says how to find the valid names"
+    given = load_settings({**BASE, "RITHMIC_URL": url, "RITHMIC_SYSTEM_NAME": "Rithmic 01"})
+    assert given.rithmic_system_name == "Rithmic 01"
+    # check-connection and conformance go on, to list the gateway's systems before failing.
+    assert load_settings({**BASE, "RITHMIC_URL": url}, require_system_name=False).rithmic_system_name == ""
+
+
+def test_an_explicit_system_name_wins_on_the_test_gateway_too():
+    s = load_settings({**BASE, "RITHMIC_SYSTEM_NAME": "Rithmic Paper Trading"})
+    assert s.rithmic_system_name == "Rithmic Paper Trading"
+
+
 def test_symbols_entries_products_contracts_and_exchanges():
     specs = parse_symbols("ES, gcz6:comex ,CLF7,ZN")
     assert [(x.symbol, x.exchange, x.is_product) for x in specs] == [
@@ -42,6 +69,7 @@ def test_symbols_entries_products_contracts_and_exchanges():
     ({**BASE, "REDIS_URL": "mysql://x"}, "REDIS_URL"),
     ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
     ({**BASE, "DB_SSLMODE": "sometimes"}, "DB_SSLMODE"),
+    ({**BASE, "CONFORMANCE_STATUS_INTERVAL_S": "soon"}, "CONFORMANCE_STATUS_INTERVAL_S"),
 ])
 def test_bad_settings_stop_start_up_with_the_setting_named(env, needle):
     with pytest.raises(ConfigError, match=needle):
@@ -84,6 +112,19 @@ def test_credentials_from_secrets_manager():
     tls = load_settings({"CONFIG_FILE": "/x", "RITHMIC_SECRET_ID": r["ARN"], "DB_SECRET_ID": d["ARN"],
                          "DB_SSLMODE": "require"}, secrets_client=sm)
     assert tls.database_url.value.endswith("/rdc?sslmode=require")  # RDS forces TLS
+
+
+@mock_aws
+def test_a_secret_without_system_name_follows_the_same_rule():
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    r = sm.create_secret(Name="rithmic", SecretString=json.dumps({"user": "bob", "password": "pw"}))
+    env = {"CONFIG_FILE": "/nonexistent.json", "RITHMIC_SECRET_ID": r["ARN"]}
+    assert load_settings(env, secrets_client=sm).rithmic_system_name == "Rithmic Test"
+    with pytest.raises(ConfigError, match="RITHMIC_SYSTEM_NAME is not set.*rdc:rithmic_system_name"):
+        load_settings({**env, "RITHMIC_URL": "wss://gateway.example:443"}, secrets_client=sm)
+    s = load_settings({**env, "RITHMIC_URL": "wss://gateway.example:443", "RITHMIC_SYSTEM_NAME": "Rithmic 01"},
+                      secrets_client=sm)
+    assert s.rithmic_system_name == "Rithmic 01"
 
 
 @mock_aws

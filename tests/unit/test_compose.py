@@ -44,6 +44,8 @@ DEFAULTS_ARE_RIGHT = {
     "DB_POOL_MAX_SIZE": "tuning", "REDIS_TIMEOUT_S": "tuning", "SECRET_MAX_AGE_S": "tuning",
     "API_MAX_RANGE_DAYS": "tuning", "API_MAX_DAILY_BARS_RANGE_DAYS": "tuning", "API_MAX_BODY_BYTES": "tuning",
     "REQUIRE_API_KEY_FOR_WRITES": "open locally", "METRICS_INTERVAL_S": "tuning",
+    "CONFORMANCE_STATUS_INTERVAL_S": "read only by the conformance command, not by the service",
+    "RDC_ENV_FILE": "read only by check-connection and conformance, run by hand",
     # Per-container defaults that are right inside the image.
     "COLLECTOR_ID": "container hostname", "CONFIG_FILE": "no config.json in the image",
     "HEALTH_FILE": "set in the Dockerfile", "RITHMIC_CA_FILE": "system CAs", "AWS_REGION": "AWS",
@@ -268,6 +270,16 @@ def test_collector_defaults_to_the_simulator_service(services):
     assert str(url.port) == option(command(services["simulator"]), "--port")
     real = environment(services["collector"], {"RITHMIC_URL": "wss://gw:443", "RITHMIC_USER": "alice"})
     assert real["RITHMIC_URL"] == "wss://gw:443" and real["RITHMIC_USER"] == "alice"
+
+
+def test_the_default_gateway_and_system_name_agree(services):
+    """The default pair is the simulator and a system it lists; a user's pair passes through."""
+    from simulator.config import SYSTEMS
+
+    env = environment(services["collector"])
+    assert env["RITHMIC_SYSTEM_NAME"] in SYSTEMS
+    real = environment(services["collector"], {"RITHMIC_URL": "wss://gw:443", "RITHMIC_SYSTEM_NAME": "Rithmic 01"})
+    assert (real["RITHMIC_URL"], real["RITHMIC_SYSTEM_NAME"]) == ("wss://gw:443", "Rithmic 01")
 
 
 def test_nginx_renders_the_shared_template_with_a_real_upstream(services):

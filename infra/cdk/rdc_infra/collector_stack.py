@@ -120,6 +120,8 @@ class CollectorStack(Stack):
                 "SYMBOLS": config.symbols,
                 "RITHMIC_SYSTEM_NAME": config.rithmic_system_name,
                 "RITHMIC_URL": config.rithmic_url,
+                "RITHMIC_APP_NAME": config.rithmic_app_name,
+                "RITHMIC_APP_VERSION": config.rithmic_app_version,
                 # Only the ARN (collector_ecs.config reads RITHMIC_SECRET_ID): on a login failure
                 # the collector re-reads the secret, so new credentials need no redeploy.
                 "RITHMIC_SECRET_ID": data.rithmic_secret.secret_arn,

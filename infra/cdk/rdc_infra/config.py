@@ -48,8 +48,12 @@ class InfraConfig:
     collector_dockerfile: str
 
     symbols: str
-    rithmic_system_name: str
+    # A pair: the test gateway offers `Rithmic Test`; a production gateway and its system name come
+    # from Rithmic after conformance, as does the exact application name to present.
     rithmic_url: str
+    rithmic_system_name: str
+    rithmic_app_name: str
+    rithmic_app_version: str
 
     nat_gateways: int
     interface_endpoints: bool

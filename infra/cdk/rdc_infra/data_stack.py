@@ -227,7 +227,9 @@ class DataStack(Stack):
         self.rithmic_secret = secretsmanager.Secret(
             self,
             "RithmicSecret",
-            description="Rithmic login for the collector; put the real user and password here",
+            # Only the login is secret: the gateway, system name and application name are stack
+            # context (rdc:rithmic_url, rdc:rithmic_system_name, rdc:rithmic_app_name).
+            description="Rithmic login for the collector: JSON {user, password}; put the real ones here",
             # A generated placeholder password keeps any real credential out of the template.
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({"user": "REPLACE_WITH_RITHMIC_USER"}),
