@@ -31,7 +31,12 @@ def ref(name: str) -> dict:
 
 
 def nullable(schema: dict) -> dict:
-    return {**schema, "nullable": True}
+    """The schema, or null. An enum must list null itself (OpenAPI 3.0.3: `nullable` does not widen
+    an `enum`), or strict clients such as generated ones refuse the null the API sends."""
+    out = {**schema, "nullable": True}
+    if "enum" in out and None not in out["enum"]:
+        out["enum"] = [*out["enum"], None]
+    return out
 
 
 def array(item: dict) -> dict:
@@ -125,8 +130,8 @@ SCHEMAS: dict[str, dict] = {
         "symbol": STR, "exchange": STR, "tick_count": INT, "last_tick_update": nullable(TS), "level2_count": INT,
         "last_level2_update": nullable(TS)})), "estimated": array(STR)}),
     # null, {} and {"exchange": null} all mean "infer the exchange from the product".
-    "SubscriptionBody": obj({"exchange": enum(*params.EXCHANGES, None, nullable=True,
-                                              description="Left out or null: inferred from the product")},
+    "SubscriptionBody": obj({"exchange": nullable(enum(*params.EXCHANGES,
+                                                       description="Left out or null: inferred from the product"))},
                             required=[], additionalProperties=False, nullable=True),
     "SubscriptionResult": obj({"status": enum("subscribed", "unsubscribed"), "symbol": STR, "exchange": STR,
                                "message": STR}),
@@ -156,8 +161,10 @@ def parameters(settings: Settings) -> dict[str, dict]:
                                  f"days)", TIME),
         "end": _query("end", f"Exclusive upper bound, same formats. Alone, it means [end - {days} days, end). "
                              f"end - start may be at most {days} days", TIME),
-        "order": _query("order", "desc: newest first (default); asc: oldest first",
-                        {**enum(*params.ORDERS), "default": "desc"}),
+        # No schema default: generated clients send defaults, and a cursor's pages must not be sent
+        # an order other than the cursor's.
+        "order": _query("order", "desc: newest first (the default); asc: oldest first. With a cursor, leave it "
+                                 "out or send the cursor's own", enum(*params.ORDERS)),
         "cursor": _query("cursor", "next_cursor of the previous page: continues exactly after its last row "
                                    "(start, end and order come from it)", CURSOR),
         "interval": _query("interval", "Bar width", {**enum(*params.INTERVALS), "default": "1m"}),
