@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import queue
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -239,19 +241,22 @@ class Client:
 
     def iter_frames(self, kind: str, symbol: str, start: TimeLike, end: TimeLike, *, limit: int | None = None,
                     progress: bool | None = None) -> Iterator[pd.DataFrame]:
-        """`iter_pages` as one DataFrame per page, with the same columns and dtypes as `ticks` etc."""
+        """`iter_pages` as one DataFrame per page, with the same columns and dtypes as `ticks` etc.
+
+        The next page downloads (in a thread) while this one is turned into a DataFrame and used, so
+        the conversion costs no time while the API is working on the next page.
+        """
         shape = frames.ROW_SHAPES[kind] if kind in frames.ROW_SHAPES else None
         if shape is None:
             raise ValueError(f"kind must be one of {', '.join(MAX_LIMITS)}, not {kind!r}")
-        for page in self.iter_pages(kind, symbol, start, end, limit=limit, progress=progress):
+        pages = self.iter_pages(kind, symbol, start, end, limit=limit, progress=progress)
+        for page in _prefetched(pages, depth=2):
             yield frames.frame(page, shape)
 
     def _rows(self, kind: str, symbol: str, start: TimeLike, end: TimeLike, limit: int | None,
               progress: bool | None) -> pd.DataFrame:
-        rows: list[dict[str, Any]] = []
-        for page in self.iter_pages(kind, symbol, start, end, limit=limit, progress=progress):
-            rows.extend(page)
-        return frames.frame(rows, frames.ROW_SHAPES[kind])
+        return frames.concat(self.iter_frames(kind, symbol, start, end, limit=limit, progress=progress),
+                             frames.ROW_SHAPES[kind])
 
     def ticks(self, symbol: str, start: TimeLike, end: TimeLike, *, limit: int | None = None,
               progress: bool | None = None) -> pd.DataFrame:
@@ -341,6 +346,53 @@ class Client:
         """Ask the collector to stop recording `symbol`."""
         body = {"exchange": exchange} if exchange else None
         return self.request("DELETE", f"/api/subscribe/{quote(symbol.strip(), safe='')}", json=body)
+
+
+_DONE = object()
+
+
+def _prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """`items`, produced by a thread up to `depth` ahead of the consumer. Its exceptions are raised
+    here; stopping early (break, an exception, close()) stops the thread at its next item."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        out.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            out.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            out.put((_DONE, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # the generator's own finally (its progress bar) runs in this thread
+
+    worker = threading.Thread(target=produce, name="rdc-client-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = out.get()
+            if exc is not None:
+                raise exc
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                out.get_nowait()  # unblock a put waiting on a full queue
+            except queue.Empty:
+                worker.join(timeout=0.05)
 
 
 def _retry_after_s(response: httpx.Response) -> float | None:
