@@ -51,8 +51,11 @@ def stack(request):
 
 # -- a real browser -------------------------------------------------------------------------------
 # Debian's Chromium driven by Playwright (which cannot download its own browser here). One browser
-# per session; each test gets a fresh context and page that records what a user's devtools would
-# show, and leaves a screenshot in test-artifacts/ (gitignored).
+# per test module, not per session: while Playwright's sync API is open it keeps an asyncio loop
+# running on this thread, so asyncio.run() (the recorded-data helpers, async tests) fails until it
+# stops; a module using the browser must not call asyncio.run() in its tests. Each test gets a fresh
+# context and page that records what a user's devtools would show, and leaves a screenshot in
+# test-artifacts/ (gitignored).
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -67,7 +70,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
