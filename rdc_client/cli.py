@@ -112,8 +112,9 @@ def _frames(client: Client, args: argparse.Namespace, progress: bool | None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     fmt = _format(args)
-    try:
-        parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    try:  # a typo in a time is reported before anything is asked of the API
+        parse_time(args.start, "--start")
+        parse_time(args.end, "--end")
     except ValueError as exc:
         print(f"rdc_client: {exc}", file=sys.stderr)
         return 2
