@@ -18,6 +18,7 @@ from chalicelib import (
     routes_fallback,
     routes_gaps,
     routes_health,
+    routes_pages,
     routes_subscriptions,
 )
 from chalicelib.middleware import guard, request_context
@@ -38,5 +39,6 @@ app.register_blueprint(routes_data.bp)
 app.register_blueprint(routes_gaps.bp)
 app.register_blueprint(routes_subscriptions.bp)
 app.register_blueprint(routes_docs.bp)
+app.register_blueprint(routes_pages.bp)
 # Last, so the catch-alls never shadow a real route.
 app.register_blueprint(routes_fallback.bp)

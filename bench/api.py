@@ -26,6 +26,7 @@ from devstack.plan import make_plan
 from devstack.services import Nginx, free_port, wait_port
 from rdc_common.products import PRODUCTS, front_month
 
+from . import client as client_bench
 from . import scale
 from .procs import Proc, child_env
 from .stats import summary_ms
@@ -199,6 +200,13 @@ def run(stack, sizes, products, workdir: Path, log=print) -> tuple[dict, dict]:
         log(f"api: measuring {sizes.api_requests} requests per endpoint and path at {store.total_rows:,} rows")
         m = measure(store, servers, sizes.api_requests, workdir, "base")
         api = {**flat_figures(m), "rows_stored": store.total_rows, "endpoints": m}
+        symbol = store.instruments[0].symbol
+        log(f"api: rdc_client download of one day of {symbol} ticks, {sizes.client_reps} runs beside raw pages")
+        api["client"] = client_bench.run(servers.ports["nginx"], symbol, store.end - DAY, store.end,
+                                         sizes.client_reps)
+        log(f"  raw pages {api['client']['raw_pages_rows_per_s']:,} rows/s, rdc_client "
+            f"{api['client']['dataframe_rows_per_s']:,} rows/s ({api['client']['client_over_raw']} x) over "
+            f"{api['client']['day_rows']:,} rows")
         tiers = {}
         for key, rows in sizes.tiers:
             log(f"scale {key}: growing the store to {rows:,} rows")

@@ -52,6 +52,10 @@ KEYS: dict[str, str] = {
     "api.bars_1m_day_p99_ms": "/api/bars/{symbol}?interval=1m over one day through NGINX, p99",
     "api.book_at_p99_ms": "/api/book/{symbol}?at= through NGINX, p99",
     "api.stats_p99_ms": "/api/stats through NGINX, p99",
+    "api.client.day_rows": "ticks in the stored day of one symbol that both downloads read",
+    "api.client.raw_pages_rows_per_s": "that day read page by page (1,000 rows, next_cursor) with http.client",
+    "api.client.dataframe_rows_per_s": "the same day through rdc_client.Client.ticks into a DataFrame",
+    "api.client.client_over_raw": "rdc_client rate / raw page rate (target >= 0.8)",
 }
 for _ep in ("ticks_1000", "bars_1m_day", "book_at", "stats"):
     for _path in ("raw", "in_process", "chalice", "nginx", "chalice_stock", "nginx_stock"):
@@ -74,6 +78,7 @@ KEYS.update({
     "targets.freshness_p99.met": "freshness p99 <= 500 ms at 20,000 msgs/s",
     "targets.api_nginx_vs_raw.met": "ticks p99 through NGINX <= 3 x raw p99",
     "targets.stats_100m.met": "/api/stats p99 < 50 ms at the 100M tier",
+    "targets.client_vs_raw.met": "rdc_client download >= 0.8 x the raw page rate",
 })
 
 
@@ -112,6 +117,9 @@ def targets(doc: dict) -> dict:
         "api_nginx_vs_raw": _target(api["nginx_over_raw_p99"], 3, api["nginx_over_raw_p99"] <= 3, "x"),
         "stats_100m": _target(big["stats_p99_ms"], 50, big["stats_p99_ms"] < 50, "ms",
                               evaluable=big["rows_stored"] >= 100_000_000),
+        # Tens of pages at least, or the fixed costs of a download are all there is to see.
+        "client_vs_raw": _target(api["client"]["client_over_raw"], 0.8, api["client"]["client_over_raw"] >= 0.8,
+                                 "x", evaluable=api["client"]["day_rows"] >= 50_000),
     }
 
 
@@ -185,6 +193,10 @@ def markdown(doc: dict) -> str:
                 e = t["endpoints"][ep][path]
                 cells.append(f"{e['p50_ms']:.1f} / {e['p99_ms']:.1f}")
             lines.append(f"| {label} — {plabel} | " + " | ".join(cells) + " |")
+    cl = api["client"]
+    lines += ["", f"Downloading one day of {cl['symbol']} ticks ({_n(cl['day_rows'])} rows) through NGINX, median of "
+              f"{cl['reps']}: raw pages (http.client + json) {_n(cl['raw_pages_rows_per_s'])} rows/s, rdc_client "
+              f"into a DataFrame {_n(cl['dataframe_rows_per_s'])} rows/s ({_n(cl['client_over_raw'])} x)."]
     lines += ["", "| Bytes on disk per row (table + indexes) | " + " | ".join(k for k, _ in tiers[1:]) + " |",
               "|---|" + "---:|" * (len(tiers) - 1)]
     for kind, label in (("trade", "trade"), ("quote", "quote"), ("book_update", "book update")):
@@ -192,7 +204,8 @@ def markdown(doc: dict) -> str:
     lines += ["", "| Target | value | limit | met |", "|---|---:|---:|:---:|"]
     labels = {"collector_50k": "Collector ingest", "collector_vs_stock": "Collector vs stock async_rithmic",
               "simulator_3x": "Simulator send vs collector", "freshness_p99": "Freshness p99 at 20,000 msgs/s",
-              "api_nginx_vs_raw": "ticks p99 NGINX vs raw fetch + encode", "stats_100m": "/api/stats p99 at 100M rows"}
+              "api_nginx_vs_raw": "ticks p99 NGINX vs raw fetch + encode", "stats_100m": "/api/stats p99 at 100M rows",
+              "client_vs_raw": "rdc_client download vs raw pages, one day of ticks"}
     for key, t in tg.items():
         lines.append(f"| {labels[key]} | {_n(t['value'])} {t['unit']} | {_n(t['limit'])} {t['unit']} | "
                      f"{_verdict(t['met'])} |")

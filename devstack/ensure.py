@@ -1,4 +1,4 @@
-"""Makes sure the PostgreSQL, Redis and NGINX binaries the test suite starts are installed.
+"""Makes sure the PostgreSQL, Redis, NGINX and Chromium binaries the test suite starts are installed.
 
     python -m devstack.ensure
 
@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from devstack.services import MissingBinary, _apt_install, nginx_binary, pg_bindir, redis_binary
+from devstack.services import MissingBinary, _apt_install, chromium_binary, nginx_binary, pg_bindir, redis_binary
 
 # What to look for, and the Debian package that brings it.
 _PACKAGES = {
@@ -23,6 +23,7 @@ _PACKAGES = {
     "psql": "postgresql-client",
     "redis-server": "redis-server",
     "nginx": "nginx-light",
+    "chromium": "chromium",  # the browser tests of /docs (Playwright drives Debian's build)
 }
 
 
@@ -31,6 +32,8 @@ def _present(name: str) -> bool:
         return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or shutil.which("initdb") is not None
     if name == "nginx":
         return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
+    if name == "chromium":
+        return shutil.which("chromium") is not None or Path("/usr/bin/chromium").exists()
     return shutil.which(name) is not None
 
 
@@ -40,7 +43,7 @@ def needed(environ: dict[str, str]) -> list[str]:
         names += ["postgres", "psql"]
     if not environ.get("RDC_TEST_REDIS_URL"):
         names.append("redis-server")
-    return names + ["nginx"]
+    return names + ["nginx", "chromium"]
 
 
 def main() -> int:
@@ -54,7 +57,7 @@ def main() -> int:
         if "postgres" in names:
             found["postgres"] = str(pg_bindir() / "postgres")
         for name, locate in (("psql", lambda: shutil.which("psql")), ("redis-server", redis_binary),
-                             ("nginx", nginx_binary)):
+                             ("nginx", nginx_binary), ("chromium", chromium_binary)):
             if name in names:
                 found[name] = locate()
         if "psql" in found and not found["psql"]:

@@ -113,6 +113,17 @@ def nginx_binary() -> str:
     return path
 
 
+def chromium_binary() -> str:
+    """Debian's Chromium, for the browser tests (Playwright drives it; it cannot download its own here)."""
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if path is None:
+        _apt_install(["chromium"])
+        path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        raise MissingBinary("chromium was not found after installing")
+    return path
+
+
 def _pg_account() -> pwd.struct_passwd | None:
     """The unprivileged account PostgreSQL runs as when we are root (it refuses root)."""
     if os.geteuid() != 0:

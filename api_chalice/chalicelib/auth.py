@@ -13,9 +13,12 @@ import json
 from .config import Settings
 from .db import read_secret
 from .errors import Forbidden, Unauthorized
+from .static import PUBLIC_ROUTES
 
 HEADER = "x-api-key"
-OPEN_ROUTES = frozenset(("/health",))
+# /health for load balancers; the pages, because a browser cannot send a key for a page load (the
+# page itself asks for one before it calls a keyed route).
+OPEN_ROUTES = frozenset(("/health", *PUBLIC_ROUTES))
 WRITE_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 
 

@@ -63,8 +63,15 @@ class PayloadTooLarge(ApiError):
 
 
 class ServiceUnavailable(ApiError):
+    """A dependency is down or too slow: worth retrying, and Retry-After says when (clients back off)."""
+
     status = 503
     title = "Service unavailable"
+    retry_after_s = 2
+
+    def __init__(self, message: str, **kwargs):
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("Retry-After", str(self.retry_after_s))
 
 
 class DatabaseUnavailable(ServiceUnavailable):

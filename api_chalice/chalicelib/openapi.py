@@ -1,11 +1,16 @@
 """The OpenAPI 3 document of every route, its parameters and its responses.
 
-Built from the same constants the routes use (limits, intervals, ranges from the settings), and
-checked against the app's route table and real responses by the tests.
+Built from tables: SCHEMAS (response and body shapes), PARAMETERS (shared parameters) and
+OPERATIONS (one `Op` per route and method, naming those). Adding a route is one `Op` line plus its
+schemas; the error answers every route can get (from the API, and from NGINX or API Gateway in
+front of it) are added to each operation here, in one place. The constants come from the code the
+routes use (limits, intervals, ranges from the settings), and the tests check the document against
+the OpenAPI 3.0 specification, the app's route table and real responses.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import params
@@ -15,14 +20,31 @@ from .routes_subscriptions import COMMAND_STREAM
 
 TIME_FORMATS = ("ISO-8601 with a UTC offset (2026-11-24T14:30:00Z, 2026-11-24T14:30:00.5+00:00), "
                 "epoch seconds (1795530600, 1795530600.25) or epoch milliseconds (1795530600000)")
+# What the {symbol} path segment accepts. Continuous symbols (ES.c.0) widen this one pattern.
+SYMBOL_PATTERN = "^[A-Za-z0-9]{1,3}[FGHJKMNQUVXZfghjkmnquvxz][0-9]$"
+SYMBOL_DESCRIPTION = ("Contract: product code + month code (F G H J K M N Q U V X Z) + one-digit year, e.g. ESZ6; "
+                      "case-insensitive")
 
 
-def _ref(name: str) -> dict:
+def ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _nullable(schema: dict) -> dict:
-    return {**schema, "nullable": True}
+def nullable(schema: dict) -> dict:
+    """The schema, or null. An enum must list null itself (OpenAPI 3.0.3: `nullable` does not widen
+    an `enum`), or strict clients such as generated ones refuse the null the API sends."""
+    out = {**schema, "nullable": True}
+    if "enum" in out and None not in out["enum"]:
+        out["enum"] = [*out["enum"], None]
+    return out
+
+
+def array(item: dict) -> dict:
+    return {"type": "array", "items": item}
+
+
+def enum(*values: str | None, **extra: Any) -> dict:
+    return {"type": "string", "enum": list(values), **extra}
 
 
 STR = {"type": "string"}
@@ -36,160 +58,251 @@ TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", 
 CURSOR = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 512}
 
 
-def _obj(properties: dict[str, dict], required: list[str] | None = None, **extra: Any) -> dict:
-    return {"type": "object", "properties": properties,
-            "required": list(properties) if required is None else required, **extra}
+def obj(properties: dict[str, dict], required: list[str] | None = None, **extra: Any) -> dict:
+    """An object whose properties are all required unless `required` says otherwise (an empty list
+    leaves the keyword out: OpenAPI 3.0 forbids `"required": []`)."""
+    names = list(properties) if required is None else required
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if names:
+        schema["required"] = names
+    return {**schema, **extra}
 
 
-def _schemas() -> dict[str, dict]:
-    level = _obj({"price": NUM, "size": INT, "orders": _nullable(INT)})
-    page_extra = {
-        "next_cursor": _nullable({**STR, "description": "Pass as ?cursor= to get the next page; null on the last"}),
-        "order": {"type": "string", "enum": list(params.ORDERS)},
-        "start": _nullable(TS), "end": _nullable(TS),
-    }
-
-    def page_of(item: str) -> dict:
-        return _obj({"symbol": STR, "count": INT, "limit": INT, "data": {"type": "array", "items": _ref(item)},
-                     **page_extra})
-
-    table_stats = {"total_records": INT, "earliest_timestamp": _nullable(TS), "latest_timestamp": _nullable(TS),
-                   "recent_hour_count": INT,
-                   "estimated": {"type": "array", "items": STR,
-                                 "description": "Which figures of this object are planner estimates"}}
-    heartbeat = _obj({"collector_id": STR, "connected": BOOL, "last_message_at": _nullable(TS),
-                      "messages_per_s": NUM, "queue_depth": INT, "spool_bytes": INT, "updated_at": TS,
-                      "age_s": NUM})
-    return {
-        "Error": _obj({"error": STR, "message": STR, "request_id": STR}),
-        "Tick": _obj({"timestamp": TS, "symbol": STR, "price": NUM,
-                      "volume": {**INT, "description": "Trade size in contracts"},
-                      "direction": _nullable({"type": "string", "enum": ["BUY", "SELL"],
-                                              "description": "Aggressor side; null when the exchange did not say"}),
-                      "trade_type": {"type": "string", "enum": ["trade"]}, "exchange": STR,
-                      "backfilled": {**BOOL, "description": "Recovered from the history plant after a gap"}}),
-        "Quote": _obj({"timestamp": TS, "symbol": STR, "exchange": STR, "bid_price": _nullable(NUM),
-                       "bid_size": _nullable(INT), "bid_orders": _nullable(INT), "ask_price": _nullable(NUM),
-                       "ask_size": _nullable(INT), "ask_orders": _nullable(INT)}),
-        "Level": level,
-        "Level2Update": _obj({"timestamp": TS, "symbol": STR, "exchange": STR,
-                              "update_type": {"type": "string", "description": "Rithmic OrderBook update type: "
-                                              "SNAPSHOT_IMAGE, BEGIN, MIDDLE, END, SOLO, CLEAR_ORDER_BOOK, NO_BOOK"},
-                              "bids": {"type": "array", "items": _ref("Level")},
-                              "asks": {"type": "array", "items": _ref("Level")},
-                              "depth": {**INT, "description": "Price levels in the message (the longer side)"}}),
-        "TicksPage": page_of("Tick"),
-        "QuotesPage": page_of("Quote"),
-        "Level2Page": page_of("Level2Update"),
-        "Bar": _obj({"timestamp": {**TS, "description": "Start of the bucket"}, "open": NUM, "high": NUM,
-                     "low": NUM, "close": NUM, "volume": INT, "trades": INT, "buy_volume": INT,
-                     "sell_volume": INT, "vwap": _nullable(NUM)}),
-        "Bars": _obj({"symbol": STR, "interval": {"type": "string", "enum": list(params.INTERVALS)},
-                      "count": INT, "data": {"type": "array", "items": _ref("Bar")}, "start": TS, "end": TS}),
-        "Book": _obj({"symbol": STR, "at": TS, "as_of": {**TS, "description": "Time of the last message applied"},
-                      "depth": INT, "snapshot_at": TS, "messages_applied": INT,
-                      "bids": {"type": "array", "items": _ref("Level")},
-                      "asks": {"type": "array", "items": _ref("Level")}}),
-        "Health": _obj({"status": {"type": "string", "enum": ["healthy", "unhealthy"]}, "timestamp": TS,
-                        "services": _obj({"database": {"type": "string", "enum": ["connected", "unavailable"]},
-                                          "redis": {"type": "string", "enum": ["connected", "unavailable"]}}),
-                        "collector": _nullable(heartbeat)}),
-        "Stats": _obj({"tick_data": _obj({**table_stats, "unique_symbols": INT}),
-                       "level2_data": _obj(table_stats), "quote_data": _obj(table_stats), "timestamp": TS,
-                       "notes": STR}),
-        "Symbols": _obj({"count": INT, "symbols": {"type": "array", "items": _obj({
-            "symbol": STR, "exchange": STR, "tick_count": INT, "last_tick_update": _nullable(TS),
-            "level2_count": INT, "last_level2_update": _nullable(TS)})},
-            "estimated": {"type": "array", "items": STR}}),
-        # null, {} and {"exchange": null} all mean "infer the exchange from the product".
-        "SubscriptionBody": _obj({"exchange": {"type": "string", "enum": [*params.EXCHANGES, None], "nullable": True,
-                                               "description": "Left out or null: inferred from the product"}},
-                                 required=[], additionalProperties=False, nullable=True),
-        "SubscriptionResult": _obj({"status": {"type": "string", "enum": ["subscribed", "unsubscribed"]},
-                                    "symbol": STR, "exchange": STR, "message": STR}),
-        "Subscription": _obj({"symbol": STR, "exchange": STR, "desired": BOOL,
-                              "status": {"type": "string", "enum": ["pending", "active", "failed", "unsubscribed"]},
-                              "reason": _nullable(STR), "requested_at": TS, "status_since": TS}),
-        "Gap": _obj({"start": TS, "end": _nullable(TS), "cause": STR, "dropped_rows": INT, "backfilled": BOOL,
-                     "backfilled_rows": INT, "recorded_at": TS}),
-        "Gaps": _obj({"symbol": STR, "start": TS, "end": TS, "count": INT,
-                      "data": {"type": "array", "items": _ref("Gap")}}),
-        "Subscriptions": _obj({"count": INT, "subscriptions": {"type": "array", "items": _ref("Subscription")}}),
-    }
+def _page_of(item: str) -> dict:
+    return obj({"symbol": STR, "count": INT, "limit": INT, "data": array(ref(item)),
+                "next_cursor": nullable({**STR, "description": "Pass as ?cursor= to get the next page; null on "
+                                                               "the last"}),
+                "order": enum(*params.ORDERS), "start": nullable(TS), "end": nullable(TS)})
 
 
-def _parameters(settings: Settings) -> dict[str, dict]:
+_TABLE_STATS = {"total_records": INT, "earliest_timestamp": nullable(TS), "latest_timestamp": nullable(TS),
+                "recent_hour_count": INT,
+                "estimated": {**array(STR), "description": "Which figures of this object are planner estimates"}}
+_LEVEL = obj({"price": NUM, "size": INT, "orders": nullable(INT)})
+_HEARTBEAT = obj({"collector_id": STR, "connected": BOOL, "last_message_at": nullable(TS), "messages_per_s": NUM,
+                  "queue_depth": INT, "spool_bytes": INT, "updated_at": TS, "age_s": NUM})
+
+SCHEMAS: dict[str, dict] = {
+    "Error": obj({"error": {**STR, "description": "A short title"},
+                  "message": {**STR, "description": "What to do about it"},
+                  "request_id": {**STR, "description": "Quote it when reporting a problem; it is in every log "
+                                                       "line of the request"}},
+                 description="Every error the API itself answers"),
+    "ProxyError": obj({"error": STR, "message": STR,
+                       "request_id": {**STR, "description": "Present when the gateway has one (API Gateway); "
+                                                            "absent from NGINX's own answers"}},
+                      required=["error", "message"],
+                      description="An error answered by what stands in front of the API (NGINX locally, API "
+                                  "Gateway in AWS): rate limit, API unreachable or too slow"),
+    "Tick": obj({"timestamp": TS, "symbol": STR, "price": NUM,
+                 "volume": {**INT, "description": "Trade size in contracts"},
+                 "direction": nullable(enum("BUY", "SELL",
+                                            description="Aggressor side; null when the exchange did not say")),
+                 "trade_type": enum("trade"), "exchange": STR,
+                 "backfilled": {**BOOL, "description": "Recovered from the history plant after a gap"}}),
+    "Quote": obj({"timestamp": TS, "symbol": STR, "exchange": STR, "bid_price": nullable(NUM),
+                  "bid_size": nullable(INT), "bid_orders": nullable(INT), "ask_price": nullable(NUM),
+                  "ask_size": nullable(INT), "ask_orders": nullable(INT)}),
+    "Level": _LEVEL,
+    "Level2Update": obj({"timestamp": TS, "symbol": STR, "exchange": STR,
+                         "update_type": {**STR, "description": "Rithmic OrderBook update type: SNAPSHOT_IMAGE, "
+                                                               "BEGIN, MIDDLE, END, SOLO, CLEAR_ORDER_BOOK, NO_BOOK"},
+                         "bids": array(ref("Level")), "asks": array(ref("Level")),
+                         "depth": {**INT, "description": "Price levels in the message (the longer side)"}}),
+    "TicksPage": _page_of("Tick"),
+    "QuotesPage": _page_of("Quote"),
+    "Level2Page": _page_of("Level2Update"),
+    "Bar": obj({"timestamp": {**TS, "description": "Start of the bucket"}, "open": NUM, "high": NUM, "low": NUM,
+                "close": NUM, "volume": INT, "trades": INT, "buy_volume": INT, "sell_volume": INT,
+                "vwap": nullable(NUM)}),
+    "Bars": obj({"symbol": STR, "interval": enum(*params.INTERVALS), "count": INT, "data": array(ref("Bar")),
+                 "start": TS, "end": TS}),
+    "Book": obj({"symbol": STR, "at": TS, "as_of": {**TS, "description": "Time of the last message applied"},
+                 "depth": INT, "snapshot_at": TS, "messages_applied": INT, "bids": array(ref("Level")),
+                 "asks": array(ref("Level"))}),
+    "Health": obj({"status": enum("healthy", "unhealthy"), "timestamp": TS,
+                   "services": obj({"database": enum("connected", "unavailable"),
+                                    "redis": enum("connected", "unavailable")}),
+                   "collector": nullable(_HEARTBEAT)}),
+    "Stats": obj({"tick_data": obj({**_TABLE_STATS, "unique_symbols": INT}), "level2_data": obj(_TABLE_STATS),
+                  "quote_data": obj(_TABLE_STATS), "timestamp": TS, "notes": STR}),
+    "Symbols": obj({"count": INT, "symbols": array(obj({
+        "symbol": STR, "exchange": STR, "tick_count": INT, "last_tick_update": nullable(TS), "level2_count": INT,
+        "last_level2_update": nullable(TS)})), "estimated": array(STR)}),
+    # null, {} and {"exchange": null} all mean "infer the exchange from the product".
+    "SubscriptionBody": obj({"exchange": nullable(enum(*params.EXCHANGES,
+                                                       description="Left out or null: inferred from the product"))},
+                            required=[], additionalProperties=False, nullable=True),
+    "SubscriptionResult": obj({"status": enum("subscribed", "unsubscribed"), "symbol": STR, "exchange": STR,
+                               "message": STR}),
+    "Subscription": obj({"symbol": STR, "exchange": STR, "desired": BOOL,
+                         "status": enum("pending", "active", "failed", "unsubscribed"), "reason": nullable(STR),
+                         "requested_at": TS, "status_since": TS}),
+    "Subscriptions": obj({"count": INT, "subscriptions": array(ref("Subscription"))}),
+    "Gap": obj({"start": TS, "end": nullable(TS), "cause": STR, "dropped_rows": INT, "backfilled": BOOL,
+                "backfilled_rows": INT, "recorded_at": TS}),
+    "Gaps": obj({"symbol": STR, "start": TS, "end": TS, "count": INT, "data": array(ref("Gap"))}),
+    "OpenApiDocument": {"type": "object", "description": "This document"},
+}
+
+
+def _query(name: str, description: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def parameters(settings: Settings) -> dict[str, dict]:
+    """Shared parameters, referenced by name from OPERATIONS (several share a query name: `bars_start`
+    is `start` with bars' defaults)."""
     days = settings.max_range.days
     return {
-        "symbol": {"name": "symbol", "in": "path", "required": True,
-                   "description": "Contract: product code + month code (F G H J K M N Q U V X Z) + one-digit "
-                                  "year, e.g. ESZ6; case-insensitive",
-                   "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,3}[FGHJKMNQUVXZfghjkmnquvxz][0-9]$"}},
-        "start": {"name": "start", "in": "query", "required": False,
-                  "description": f"Inclusive lower bound: {TIME_FORMATS}. Alone, it means [start, start + {days} "
-                                 f"days)", "schema": TIME},
-        "end": {"name": "end", "in": "query", "required": False,
-                "description": f"Exclusive upper bound, same formats. Alone, it means [end - {days} days, end). "
-                               f"end - start may be at most {days} days", "schema": TIME},
-        "order": {"name": "order", "in": "query", "required": False,
-                  "description": "desc: newest first (default); asc: oldest first",
-                  "schema": {"type": "string", "enum": list(params.ORDERS), "default": "desc"}},
-        "cursor": {"name": "cursor", "in": "query", "required": False,
-                   "description": "next_cursor of the previous page: continues exactly after its last row "
-                                  "(start, end and order come from it)", "schema": CURSOR},
-        "interval": {"name": "interval", "in": "query", "required": False,
-                     "schema": {"type": "string", "enum": list(params.INTERVALS), "default": "1m"}},
-        "bars_start": {"name": "start", "in": "query", "required": False,
-                       "description": f"Inclusive: {TIME_FORMATS}. Default: {params.DEFAULT_BARS_BUCKETS} buckets "
-                                      f"before end. At most {days} days before end for intraday bars "
-                                      f"(and {params.MAX_BARS_BUCKETS} buckets), "
-                                      f"{settings.max_daily_bars_range.days} days for 1d bars",
-                       "schema": TIME},
-        "bars_end": {"name": "end", "in": "query", "required": False,
-                     "description": "Exclusive, same formats. Default: now", "schema": TIME},
-        "at": {"name": "at", "in": "query", "required": False,
-               "description": f"The instant to rebuild the book at (every message with timestamp <= at "
-                              f"applied): {TIME_FORMATS}. Default: now", "schema": TIME},
-        "depth": {"name": "depth", "in": "query", "required": False,
-                  "description": f"Price levels per side; larger values are capped to {params.MAX_DEPTH}",
-                  "schema": {"type": "integer", "minimum": 1, "default": params.DEFAULT_DEPTH}},
+        "symbol": {"name": "symbol", "in": "path", "required": True, "description": SYMBOL_DESCRIPTION,
+                   "schema": {"type": "string", "pattern": SYMBOL_PATTERN}},
+        "start": _query("start", f"Inclusive lower bound: {TIME_FORMATS}. Alone, it means [start, start + {days} "
+                                 f"days)", TIME),
+        "end": _query("end", f"Exclusive upper bound, same formats. Alone, it means [end - {days} days, end). "
+                             f"end - start may be at most {days} days", TIME),
+        # No schema default: generated clients send defaults, and a cursor's pages must not be sent
+        # an order other than the cursor's.
+        "order": _query("order", "desc: newest first (the default); asc: oldest first. With a cursor, leave it "
+                                 "out or send the cursor's own", enum(*params.ORDERS)),
+        "cursor": _query("cursor", "next_cursor of the previous page: continues exactly after its last row "
+                                   "(start, end and order come from it)", CURSOR),
+        "interval": _query("interval", "Bar width", {**enum(*params.INTERVALS), "default": "1m"}),
+        "bars_start": _query("start", f"Inclusive: {TIME_FORMATS}. Default: {params.DEFAULT_BARS_BUCKETS} buckets "
+                                      f"before end. At most {days} days before end for intraday bars (and "
+                                      f"{params.MAX_BARS_BUCKETS} buckets), {settings.max_daily_bars_range.days} "
+                                      f"days for 1d bars", TIME),
+        "bars_end": _query("end", "Exclusive, same formats. Default: now", TIME),
+        "at": _query("at", f"The instant to rebuild the book at (every message with timestamp <= at applied): "
+                           f"{TIME_FORMATS}. Default: now", TIME),
+        "depth": _query("depth", f"Price levels per side; larger values are capped to {params.MAX_DEPTH}",
+                        {"type": "integer", "minimum": 1, "default": params.DEFAULT_DEPTH}),
+        **{f"limit_{kind.name}": _query("limit", f"Rows per page, 1 to {kind.max_limit}; larger values are capped "
+                                                 f"to {kind.max_limit} (the applied value is echoed in limit)",
+                                        {"type": "integer", "minimum": 1, "default": kind.default_limit})
+           for kind in (TICKS, LEVEL2, QUOTES)},
     }
 
 
-def _limit(kind: RowKind) -> dict:
-    return {"name": "limit", "in": "query", "required": False,
-            "description": f"Rows per page, 1 to {kind.max_limit}; larger values are capped to {kind.max_limit} "
-                           f"(the applied value is echoed in limit)",
-            "schema": {"type": "integer", "minimum": 1, "default": kind.default_limit}}
+# -- errors -----------------------------------------------------------------------------
+
+BAD_REQUEST = "A malformed parameter: the message says what is allowed"
+DB_UNAVAILABLE = "The database is unreachable or the query timed out; retry later"
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
+# Every route may get these from the API itself ...
+API_ERRORS = {"500": "An unexpected failure (no stack trace; quote the request_id)"}
+KEYED_ERRORS = {"401": "API keys are configured and the x-api-key header is missing",
+                "403": "The x-api-key header holds no valid key"}
+# ... and these from NGINX or API Gateway in front of it (ProxyError: no request_id from NGINX).
+PROXY_ERRORS = {"429": "Rate limit exceeded for your address or key: wait Retry-After seconds and retry",
+                "502": "The API is not reachable behind the proxy; retry shortly",
+                "504": "The API did not answer in time; retry"}
 
 
-def _json(schema: dict, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+@dataclass(frozen=True)
+class Op:
+    """One route and method: what it answers with 200, which parameters it takes, which errors it
+    can answer besides the ones every route can."""
+
+    method: str
+    path: str
+    op_id: str
+    summary: str
+    ok: str  # the schema name of the 200 body
+    ok_text: str
+    params: tuple[str, ...] = ()  # names in parameters()
+    errors: dict[str, str] = field(default_factory=dict)
+    tag: str = "market data"
+    open: bool = False  # served without an API key
+    body: str | None = None  # an optional JSON body of this schema
+    description: str | None = None
 
 
-def _error(description: str) -> dict:
-    return _json(_ref("Error"), description)
+def _paged(kind: RowKind, path: str, op_id: str, summary: str, schema: str) -> Op:
+    return Op("get", path, op_id, summary, schema, "A page of rows",
+              ("symbol", f"limit_{kind.name}", "start", "end", "order", "cursor"),
+              {"400": BAD_REQUEST, "503": DB_UNAVAILABLE})
 
 
-def _operation(op_id: str, summary: str, ok: dict, *, parameters: list[dict] | None = None,
-               errors: dict[str, str] | None = None, open_route: bool = False, body: bool = False,
-               description: str | None = None) -> dict:
-    responses = {"200": ok}
-    for code, text in (errors or {}).items():
-        responses[code] = _error(text)
-    if not open_route:
-        responses.setdefault("401", _error("API keys are configured and the x-api-key header is missing"))
-        responses.setdefault("403", _error("The x-api-key header holds no valid key"))
-    responses.setdefault("500", _error("An unexpected failure (no stack trace; quote the request_id)"))
-    op: dict[str, Any] = {"operationId": op_id, "summary": summary, "parameters": parameters or [],
-                          "responses": responses}
-    if description:
-        op["description"] = description
-    if open_route:
-        op["security"] = []
-    if body:
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": _ref("SubscriptionBody")}}}
-    return op
+OPERATIONS: tuple[Op, ...] = (
+    Op("get", "/health", "getHealth", "PostgreSQL and Redis reachability, and the collector's heartbeat", "Health",
+       "Both answer", tag="service", open=True),
+    Op("get", "/api/stats", "getStats", "Row counts and time spans per table, from counters maintained with "
+       "every batch", "Stats", "Statistics", errors={"503": DB_UNAVAILABLE}, tag="service"),
+    Op("get", "/api/symbols", "getSymbols", "Symbols with data in the last 24 hours, with exact counts", "Symbols",
+       "Symbols", errors={"503": DB_UNAVAILABLE}),
+    _paged(TICKS, "/api/ticks/{symbol}", "getTicks", "Trades, newest first unless order=asc", "TicksPage"),
+    _paged(LEVEL2, "/api/level2/{symbol}", "getLevel2", "Order-book messages as stored", "Level2Page"),
+    _paged(QUOTES, "/api/quotes/{symbol}", "getQuotes", "Best bid and offer rows", "QuotesPage"),
+    Op("get", "/api/bars/{symbol}", "getBars", "OHLCV bars computed from stored trades (buckets without trades "
+       "left out)", "Bars", "Bars, oldest first", ("symbol", "interval", "bars_start", "bars_end"),
+       {"400": BAD_REQUEST, "503": DB_UNAVAILABLE}),
+    Op("get", "/api/book/{symbol}", "getBook", "The order book as it stood at an instant, rebuilt from the stored "
+       "snapshot and updates", "Book", "The book", ("symbol", "at", "depth"),
+       {"400": BAD_REQUEST, "404": "No snapshot precedes `at` within the maximum range", "503": DB_UNAVAILABLE}),
+    Op("post", "/api/subscribe/{symbol}", "subscribe", "Ask the collector to record a symbol", "SubscriptionResult",
+       "Queued durably", ("symbol",),
+       {"400": "Malformed symbol, unknown exchange, or a product whose exchange cannot be inferred (send it)",
+        "413": "Body over the size limit", "503": "PostgreSQL unreachable (nothing was queued)"},
+       tag="subscriptions", body="SubscriptionBody",
+       description=f"Writes the desired subscription to PostgreSQL (durable) and sends a command on the Redis "
+                   f"stream {COMMAND_STREAM}. The exchange is inferred from the product when left out."),
+    Op("delete", "/api/subscribe/{symbol}", "unsubscribe", "Ask the collector to stop recording a symbol",
+       "SubscriptionResult", "Queued durably", ("symbol",),
+       {"400": "Malformed symbol or exchange, or an unknown product without its exchange",
+        "409": "The symbol is subscribed on another exchange than the one sent (nothing changed)",
+        "413": "Body over the size limit", "503": "PostgreSQL unreachable (nothing was queued)"},
+       tag="subscriptions", body="SubscriptionBody"),
+    Op("get", "/api/gaps/{symbol}", "getGaps", "Recorded outages of the stream (cause, rows dropped) and whether "
+       "their trades were backfilled", "Gaps", "Gaps overlapping [start, end), oldest first",
+       ("symbol", "start", "end"), {"400": BAD_REQUEST, "503": DB_UNAVAILABLE}),
+    Op("get", "/api/subscriptions", "getSubscriptions", "The desired subscription set with the collector's status "
+       "for each", "Subscriptions", "Subscriptions", errors={"503": DB_UNAVAILABLE}, tag="subscriptions"),
+    Op("get", "/openapi.json", "getOpenApi", "This document", "OpenApiDocument", "OpenAPI 3 document",
+       tag="service"),
+)
+
+# Answers whose body is not the Error shape.
+SPECIAL_RESPONSES: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("get", "/health", "503"): ("Health", "PostgreSQL or Redis does not answer: status unhealthy, the failing "
+                                          "service unavailable"),
+}
+
+
+def _json(schema: dict, description: str, headers: dict | None = None) -> dict:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _responses(op: Op) -> dict[str, dict]:
+    api_errors = {**op.errors, **({} if op.open else KEYED_ERRORS), **API_ERRORS}
+    responses = {"200": _json(ref(op.ok), op.ok_text)}
+    for code in sorted({*api_errors, *PROXY_ERRORS}):
+        special = SPECIAL_RESPONSES.get((op.method, op.path, code))
+        if special is not None:
+            responses[code] = _json(ref(special[0]), special[1])
+        elif code in api_errors:
+            # A 503 from the API is worth retrying like the proxy's own; say when.
+            headers = RETRY_AFTER if code == "503" else None
+            responses[code] = _json(ref("Error"), api_errors[code], headers)
+        else:
+            responses[code] = _json(ref("ProxyError"), PROXY_ERRORS[code], RETRY_AFTER if code == "429" else None)
+    return responses
+
+
+def _operation(op: Op) -> dict:
+    out: dict[str, Any] = {"operationId": op.op_id, "summary": op.summary, "tags": [op.tag],
+                           "parameters": [{"$ref": f"#/components/parameters/{name}"} for name in op.params],
+                           "responses": _responses(op)}
+    if op.description:
+        out["description"] = op.description
+    if op.open:
+        out["security"] = []
+    if op.body:
+        out["requestBody"] = {"required": False, "content": {"application/json": {"schema": ref(op.body)}}}
+    return out
 
 
 _cached: tuple[Settings, dict] | None = None
@@ -200,75 +313,22 @@ def document(settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     if _cached is not None and _cached[0] is settings:
         return _cached[1]
-    p = {name: {"$ref": f"#/components/parameters/{name}"} for name in _parameters(settings)}
-    bad = {"400": "A malformed parameter: the message says what is allowed",
-           "503": "The database is unreachable or the query timed out"}
-    paged = [p["start"], p["end"], p["order"], p["cursor"]]
-
-    def raw_rows(kind: RowKind, op_id: str, summary: str, schema: str) -> dict:
-        return {"get": _operation(op_id, summary, _json(_ref(schema), "A page of rows"),
-                                  parameters=[p["symbol"], _limit(kind), *paged], errors=bad)}
-
-    paths = {
-        "/health": {"get": _operation(
-            "getHealth", "PostgreSQL and Redis reachability, and the collector's heartbeat",
-            _json(_ref("Health"), "Both answer"), open_route=True)},
-        "/api/stats": {"get": _operation(
-            "getStats", "Row counts and time spans per table, from counters maintained with every batch",
-            _json(_ref("Stats"), "Statistics"), errors={"503": bad["503"]})},
-        "/api/symbols": {"get": _operation(
-            "getSymbols", "Symbols with data in the last 24 hours, with exact counts",
-            _json(_ref("Symbols"), "Symbols"), errors={"503": bad["503"]})},
-        "/api/ticks/{symbol}": raw_rows(TICKS, "getTicks", "Trades, newest first unless order=asc", "TicksPage"),
-        "/api/level2/{symbol}": raw_rows(LEVEL2, "getLevel2", "Order-book messages as stored", "Level2Page"),
-        "/api/quotes/{symbol}": raw_rows(QUOTES, "getQuotes", "Best bid and offer rows", "QuotesPage"),
-        "/api/bars/{symbol}": {"get": _operation(
-            "getBars", "OHLCV bars computed from stored trades (buckets without trades left out)",
-            _json(_ref("Bars"), "Bars, oldest first"), parameters=[p["symbol"], p["interval"], p["bars_start"],
-                                                                   p["bars_end"]], errors=bad)},
-        "/api/book/{symbol}": {"get": _operation(
-            "getBook", "The order book as it stood at an instant, rebuilt from the stored snapshot and updates",
-            _json(_ref("Book"), "The book"), parameters=[p["symbol"], p["at"], p["depth"]],
-            errors={**bad, "404": "No snapshot precedes `at` within the maximum range"})},
-        "/api/subscribe/{symbol}": {
-            "post": _operation(
-                "subscribe", "Ask the collector to record a symbol",
-                _json(_ref("SubscriptionResult"), "Queued durably"), parameters=[p["symbol"]], body=True,
-                errors={"400": "Malformed symbol, unknown exchange, or a product whose exchange cannot be "
-                               "inferred (send it)", "413": "Body over the size limit",
-                        "503": "PostgreSQL unreachable (nothing was queued)"},
-                description=f"Writes the desired subscription to PostgreSQL (durable) and sends a command on "
-                            f"the Redis stream {COMMAND_STREAM}. The exchange is inferred from the product "
-                            f"when left out."),
-            "delete": _operation(
-                "unsubscribe", "Ask the collector to stop recording a symbol",
-                _json(_ref("SubscriptionResult"), "Queued durably"), parameters=[p["symbol"]], body=True,
-                errors={"400": "Malformed symbol or exchange, or an unknown product without its exchange",
-                        "409": "The symbol is subscribed on another exchange than the one sent (nothing changed)",
-                        "413": "Body over the size limit", "503": "PostgreSQL unreachable (nothing was queued)"}),
-        },
-        "/api/gaps/{symbol}": {"get": _operation(
-            "getGaps", "Recorded outages of the stream (cause, rows dropped) and whether their trades were backfilled",
-            _json(_ref("Gaps"), "Gaps overlapping [start, end), oldest first"),
-            parameters=[p["symbol"], p["start"], p["end"]], errors=bad)},
-        "/api/subscriptions": {"get": _operation(
-            "getSubscriptions", "The desired subscription set with the collector's status for each",
-            _json(_ref("Subscriptions"), "Subscriptions"), errors={"503": bad["503"]})},
-        "/openapi.json": {"get": _operation(
-            "getOpenApi", "This document", {"description": "OpenAPI 3 document",
-                                            "content": {"application/json": {"schema": {"type": "object"}}}})},
-    }
-    paths["/health"]["get"]["responses"]["503"] = _json(
-        _ref("Health"), "PostgreSQL or Redis does not answer: status unhealthy, the failing service unavailable")
+    paths: dict[str, dict] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
     doc = {
         "openapi": "3.0.3",
         "info": {"title": "RithmicDataCollector API", "version": "2.0.0",
                  "description": "Market data recorded from Rithmic. Errors are always "
-                                "{\"error\", \"message\", \"request_id\"}; unknown paths answer 404."},
+                                "{\"error\", \"message\", \"request_id\"} (the proxy's own 429/502/504 may lack "
+                                "request_id); unknown paths answer 404. Interactive documentation: /docs."},
+        "tags": [{"name": "market data", "description": "Recorded trades, quotes, order book, bars and gaps"},
+                 {"name": "subscriptions", "description": "What the collector records"},
+                 {"name": "service", "description": "Health, statistics and this document"}],
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
-            "parameters": _parameters(settings),
+            "schemas": SCHEMAS,
+            "parameters": parameters(settings),
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
         },
         "security": [{"ApiKey": []}],

@@ -138,3 +138,19 @@ def test_api_function_logs_have_retention(synth):
     logging = _handler(synth)["Properties"]["LoggingConfig"]
     group = synth.templates["RdcApi"]["Resources"][logging["LogGroup"]["Ref"]]
     assert group["Properties"]["RetentionInDays"] == 30
+
+
+def test_throttled_and_quota_answers_say_when_to_retry_in_the_api_error_shape(synth):
+    """API Gateway's own 429s carry Retry-After (rdc_client backs off by it) and the API's error shape."""
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]
+                 for r in synth.resources("RdcApi", "AWS::ApiGateway::GatewayResponse").values()}
+    assert {"THROTTLED", "QUOTA_EXCEEDED"} <= responses.keys()
+    rest_api = responses["THROTTLED"]["RestApiId"]
+    assert rest_api == {"Ref": "RestAPI"}
+    for kind, retry_after in (("THROTTLED", "'1'"), ("QUOTA_EXCEEDED", "'3600'")):
+        props = responses[kind]
+        assert props["RestApiId"] == rest_api and props["StatusCode"] == "429"
+        assert props["ResponseParameters"] == {"gatewayresponse.header.Retry-After": retry_after}
+        body = json.loads(props["ResponseTemplates"]["application/json"])
+        assert set(body) == {"error", "message", "request_id"} and body["request_id"] == "$context.requestId"
+        assert body["error"] == "Too Many Requests" and body["message"]

@@ -167,6 +167,20 @@ def test_a_burst_over_the_rate_limit_gets_json_429s(tmp_path, stub_api):
     assert_json_error(*limited[0], 429)
 
 
+def test_nginx_429_and_503_say_when_to_retry_and_other_answers_do_not(tmp_path, stub_api):
+    nginx = _nginx(tmp_path, f"127.0.0.1:{stub_api.server_address[1]}", rate_limit="1r/s", burst=1)
+    nginx.start()
+    try:
+        results = [request(nginx, "GET", "/api/stats") for _ in range(6)]
+        unavailable = request(nginx, "GET", "/api/fail")  # the API's own 503, sent without Retry-After
+    finally:
+        nginx.stop()
+    limited = [r for r in results if r[0] == 429]
+    assert limited and all(r[1].get("retry-after") == "1" for r in limited)
+    assert all("retry-after" not in r[1] for r in results if r[0] == 200)
+    assert unavailable[0] in (503, 429) and unavailable[1].get("retry-after") == "1"
+
+
 def test_default_rate_limit_lets_a_test_run_through(proxy):
     statuses = [request(proxy, "GET", "/health")[0] for _ in range(100)]
     assert statuses == [200] * 100

@@ -7,15 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from openapi_spec_validator import OpenAPIV30SpecValidator
 
 API_DIR = Path(__file__).resolve().parents[2] / "api_chalice"
 if str(API_DIR) not in sys.path:
     sys.path.insert(0, str(API_DIR))
 
 import app as api_app  # noqa: E402
-from chalicelib import routes_fallback  # noqa: E402
+from chalicelib import routes_fallback, static  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
-from chalicelib.openapi import document  # noqa: E402
+from chalicelib.openapi import PROXY_ERRORS, document  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +24,9 @@ DOC = document(Settings())
 
 
 def _app_routes() -> dict[str, set[str]]:
-    return {path: set(methods) for path, methods in api_app.app.routes.items() if path not in routes_fallback.PATHS}
+    # The catch-alls answer 404 and the pages are HTML: neither is part of the API's description.
+    return {path: set(methods) for path, methods in api_app.app.routes.items()
+            if path not in routes_fallback.PATHS and path not in static.PUBLIC_ROUTES}
 
 
 def _refs(node):
@@ -43,6 +46,13 @@ def _resolve(ref: str) -> dict:
     for part in ref.removeprefix("#/").split("/"):
         node = node[part]
     return node
+
+
+def test_the_document_is_valid_openapi_3_0():
+    """What `openapi-spec-validator /openapi.json` says, as code generators and Swagger UI need it."""
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}"
+              for e in OpenAPIV30SpecValidator(DOC).iter_errors()]
+    assert errors == []
 
 
 def test_every_route_is_documented_and_every_documented_route_exists():
@@ -69,13 +79,22 @@ def test_every_reference_resolves():
 
 def test_every_operation_documents_success_and_errors_in_the_error_shape():
     error = {"$ref": "#/components/schemas/Error"}
+    proxy_error = {"$ref": "#/components/schemas/ProxyError"}
     assert set(DOC["components"]["schemas"]["Error"]["required"]) == {"error", "message", "request_id"}
+    # NGINX's own 429/502/504 carry no request id; API Gateway's do.
+    assert DOC["components"]["schemas"]["ProxyError"]["required"] == ["error", "message"]
     for path, item in DOC["paths"].items():
         for method, op in item.items():
             assert "200" in op["responses"], f"{method} {path}"
+            # Whatever stands in front of the API may answer these on any route.
+            assert set(PROXY_ERRORS) <= set(op["responses"]), f"{method} {path}"
+            assert "Retry-After" in op["responses"]["429"]["headers"], f"{method} {path}"
             for code, response in op["responses"].items():
-                if code.startswith(("4", "5")) and path != "/health":
-                    assert response["content"]["application/json"]["schema"] == error, f"{method} {path} {code}"
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                if code in PROXY_ERRORS:
+                    assert schema == proxy_error, f"{method} {path} {code}"
+                elif code.startswith(("4", "5")) and path != "/health":
+                    assert schema == error, f"{method} {path} {code}"
             if path == "/health":
                 assert op["security"] == []  # the one route open without a key
             else:

@@ -24,6 +24,12 @@ API_GATEWAY_STAGE = "api"
 REST_API_ID = "RestAPI"
 HANDLER_ID = "APIHandler"
 
+# API Gateway's throttling answers: (response type, Retry-After seconds, message).
+THROTTLE_RESPONSES = (
+    ("THROTTLED", 1, "Rate limit exceeded; retry after the Retry-After seconds."),
+    ("QUOTA_EXCEEDED", 3600, "The daily request quota of this API key is used up; it resets at 00:00 UTC."),
+)
+
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
@@ -210,6 +216,23 @@ class ApiStack(Stack):
         apigateway.CfnUsagePlanKey(
             self, "UsagePlanKey", key_id=api_key.ref, key_type="API_KEY", usage_plan_id=usage_plan.ref
         )
+
+        # --- Throttling answers: the API's error shape and a Retry-After ----------------------
+        # API Gateway's own 429s (stage/usage-plan throttling, the daily quota) would otherwise be
+        # {"message": "Too Many Requests"} with nothing saying when to come back; clients (rdc_client)
+        # back off by Retry-After. A used-up quota resets at the start of the next UTC day, so an
+        # hour tells a client to stop rather than hammer.
+        for response_type, retry_after_s, message in THROTTLE_RESPONSES:
+            apigateway.CfnGatewayResponse(
+                self,
+                f"GatewayResponse{response_type.title().replace('_', '')}",
+                rest_api_id=rest_api.ref,
+                response_type=response_type,
+                status_code="429",
+                response_parameters={"gatewayresponse.header.Retry-After": f"'{retry_after_s}'"},
+                response_templates={"application/json": json.dumps(
+                    {"error": "Too Many Requests", "message": message, "request_id": "$context.requestId"})},
+            )
 
         # --- WAF ----------------------------------------------------------------------------
         self.web_acl = wafv2.CfnWebACL(
