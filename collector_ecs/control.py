@@ -6,35 +6,66 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 
 import asyncpg
 
 from rdc_common.clock import Clock, LiveClock
 
 _UPSERT_DESIRED = (
-    "INSERT INTO subscriptions (symbol, exchange, desired, status) VALUES ($1, $2, true, 'pending') "
-    "ON CONFLICT (symbol) DO UPDATE SET exchange = EXCLUDED.exchange, desired = true, "
-    "status = CASE WHEN subscriptions.status = 'active' THEN 'active' ELSE 'pending' END"
+    "INSERT INTO subscriptions (symbol, exchange, desired, status, kind, requested_at, status_since) "
+    "VALUES ($1, $2, true, 'pending', $3, $4, $4) "
+    "ON CONFLICT (symbol) DO UPDATE SET exchange = EXCLUDED.exchange, desired = true, kind = EXCLUDED.kind, "
+    "product = NULL, status = CASE WHEN subscriptions.status = 'active' THEN 'active' ELSE 'pending' END"
+)
+# A followed product's new front month. A row already desired is left as it is (an explicit
+# subscription stays explicit: product NULL, never rolled); one not desired becomes the product's.
+_WANT_FOR_PRODUCT = (
+    "INSERT INTO subscriptions (symbol, exchange, desired, status, kind, product, requested_at, status_since) "
+    "VALUES ($1, $2, true, 'pending', 'contract', $3, $4, $4) "
+    "ON CONFLICT (symbol) DO UPDATE SET exchange = EXCLUDED.exchange, desired = true, status = 'pending', "
+    "reason = NULL, product = EXCLUDED.product, requested_at = $4, status_since = $4 "
+    "WHERE NOT subscriptions.desired"
+)
+# A product no longer followed: the contracts it brought in go with it (an expired one stays expired).
+_UNFOLLOW = ("UPDATE subscriptions SET desired = false, status_since = $2 "
+             "WHERE kind = 'contract' AND product = $1 AND desired AND status <> 'expired'")
+_UNWANT = "UPDATE subscriptions SET desired = false WHERE symbol = $1 AND desired"
+_RECORD_ROLL = (
+    "INSERT INTO rolls (product, exchange, from_symbol, to_symbol, at, recorded_at) VALUES ($1, $2, $3, $4, $5, $6) "
+    "ON CONFLICT (product, to_symbol) DO NOTHING RETURNING id"
+)
+_ROLLED = "SELECT to_symbol FROM rolls WHERE product = $1"
+# Per symbol, the latest instant any collector's heartbeat says everything up to was stored or is
+# inside a recorded gap (see Collector._heartbeat): where a restart's possible loss begins.
+_RECORDED_UNTIL = (
+    "SELECT m.key AS symbol, max((m.value ->> 'recorded_until')::timestamptz) AS until "
+    "FROM collector_heartbeat h CROSS JOIN LATERAL jsonb_each(h.markets) AS m(key, value) "
+    "WHERE h.markets IS NOT NULL GROUP BY m.key"
 )
 _SET_STATUS = (
     "UPDATE subscriptions SET status = $2, reason = $3, status_since = $4 "
     "WHERE symbol = $1 AND (status IS DISTINCT FROM $2 OR reason IS DISTINCT FROM $3)"
 )
-_DESIRED = "SELECT symbol, exchange, desired, status FROM subscriptions ORDER BY requested_at, symbol"
-_SESSION_EVENT = "INSERT INTO collector_sessions (collector_id, event, plant, detail) VALUES ($1, $2, $3, $4)"
+_DESIRED = ("SELECT symbol, exchange, desired, status, kind, product FROM subscriptions "
+            "ORDER BY requested_at, symbol")
+_SESSION_EVENT = ("INSERT INTO collector_sessions (collector_id, event, plant, detail, at) "
+                  "VALUES ($1, $2, $3, $4, $5)")
 _OPEN_GAP = ("INSERT INTO gaps (symbol, exchange, gap_start, gap_end, cause, dropped_rows) "
              "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
 _CLOSE_GAP = ("UPDATE gaps SET gap_end = $2, backfilled = $3, backfilled_rows = $4 WHERE id = $1")
 _HEARTBEAT = (
     "INSERT INTO collector_heartbeat (collector_id, connected, last_message_at, messages_per_s, queue_depth, "
-    "spool_bytes, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (collector_id) DO UPDATE SET "
+    "spool_bytes, updated_at, markets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) "
+    "ON CONFLICT (collector_id) DO UPDATE SET "
     "connected = EXCLUDED.connected, last_message_at = EXCLUDED.last_message_at, "
     "messages_per_s = EXCLUDED.messages_per_s, queue_depth = EXCLUDED.queue_depth, "
-    "spool_bytes = EXCLUDED.spool_bytes, updated_at = EXCLUDED.updated_at"
+    "spool_bytes = EXCLUDED.spool_bytes, updated_at = EXCLUDED.updated_at, markets = EXCLUDED.markets"
 )
 _LAST_TRADES = (
     "SELECT s.symbol, s.exchange, c.last_ts FROM subscriptions s JOIN ingest_counters c "
-    "ON c.table_name = 'tick_data' AND c.symbol = s.symbol WHERE s.desired AND c.last_ts IS NOT NULL"
+    "ON c.table_name = 'tick_data' AND c.symbol = s.symbol "
+    "WHERE s.desired AND s.kind = 'contract' AND s.status <> 'expired' AND c.last_ts IS NOT NULL"
 )
 _PARTITIONS = "SELECT rdc_ensure_partitions($1::date, $2)"
 _PRUNE_BATCHES = "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(days => $1)"
@@ -90,8 +121,30 @@ class ControlStore:
         pool = await self._get_pool()
         return await getattr(pool, method)(sql, *args, timeout=self.timeout)
 
-    async def want(self, symbol: str, exchange: str) -> None:
-        await self._execute(_UPSERT_DESIRED, symbol, exchange)
+    async def want(self, symbol: str, exchange: str, kind: str = "contract") -> None:
+        """SYMBOLS at start-up: a contract (explicit, never rolled) or a product (followed)."""
+        await self._execute(_UPSERT_DESIRED, symbol, exchange, kind, self.clock.now_dt())
+
+    async def want_for_product(self, symbol: str, exchange: str, product: str) -> None:
+        await self._execute(_WANT_FOR_PRODUCT, symbol, exchange, product, self.clock.now_dt())
+
+    async def unfollow(self, product: str) -> None:
+        await self._execute(_UNFOLLOW, product, self.clock.now_dt())
+
+    async def unwant(self, symbol: str) -> None:
+        await self._execute(_UNWANT, symbol)
+
+    async def record_roll(self, product: str, exchange: str, from_symbol: str | None, to_symbol: str,
+                          at: dt.datetime) -> bool:
+        """True when this roll is new; a roll already recorded (a restart) changes nothing."""
+        return await self._fetchval(_RECORD_ROLL, product, exchange, from_symbol, to_symbol, at,
+                                    self.clock.now_dt()) is not None
+
+    async def rolled(self, product: str) -> set[str]:
+        return {r["to_symbol"] for r in await self._fetch(_ROLLED, product)}
+
+    async def recorded_until(self) -> dict[str, dt.datetime]:
+        return {r["symbol"]: r["until"] for r in await self._fetch(_RECORDED_UNTIL) if r["until"] is not None}
 
     async def set_status(self, symbol: str, status: str, reason: str | None = None) -> None:
         await self._execute(_SET_STATUS, symbol, status, reason, self.clock.now_dt())
@@ -99,8 +152,9 @@ class ControlStore:
     async def desired_set(self) -> list[asyncpg.Record]:
         return await self._fetch(_DESIRED)
 
-    async def session_event(self, collector_id: str, event: str, plant: str | None, detail: str | None) -> None:
-        await self._execute(_SESSION_EVENT, collector_id, event, plant, detail)
+    async def session_event(self, collector_id: str, event: str, plant: str | None, detail: str | None,
+                            at: dt.datetime | None = None) -> None:
+        await self._execute(_SESSION_EVENT, collector_id, event, plant, detail, at or self.clock.now_dt())
 
     async def open_gap(self, symbol: str, exchange: str, start: dt.datetime, end: dt.datetime | None,
                        cause: str, dropped_rows: int = 0) -> int:
@@ -110,9 +164,9 @@ class ControlStore:
         await self._execute(_CLOSE_GAP, gap_id, end, backfilled, rows)
 
     async def heartbeat(self, collector_id: str, connected: bool, last_message_at, rate: float,
-                        queue_depth: int, spool_bytes: int) -> None:
+                        queue_depth: int, spool_bytes: int, markets: dict | None = None) -> None:
         await self._execute(_HEARTBEAT, collector_id, connected, last_message_at, rate, queue_depth, spool_bytes,
-                            self.clock.now_dt())
+                            self.clock.now_dt(), json.dumps(markets) if markets is not None else None)
 
     async def last_trades(self) -> list[asyncpg.Record]:
         return await self._fetch(_LAST_TRADES)

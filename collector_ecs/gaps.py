@@ -4,6 +4,12 @@ trades it missed from the history plant once the stream is back.
 A gap runs from the last trade stored before the outage to the first trade after it,
 both exclusive, so backfilled trades never duplicate live ones (the exchange's
 timestamps of one symbol are strictly increasing on the simulator; see README).
+
+Closed is not broken: an outage is a gap for a symbol only if the symbol's market was open at some
+instant between the last moment we were known to be receiving and the moment we were receiving
+again (collector_ecs/markets.py). While a market is closed nothing can be missed, so an outage that
+lies entirely inside a close (a weekend, the daily halt, a holiday) records no gap and asks for no
+backfill; one that overlaps open time is a gap exactly as before, from the last stored trade.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import markets
 from .parsing import TICK, trades_from_history
 from .rithmic_internals import abort_connection, heartbeat_interval, plant_ready, set_reconnect_floor
 
 STORM_WINDOW_S = 60.0
 STORM_FREE_RECONNECTS = 3  # per window, before each further one waits longer
+# A connection on which nothing at all arrived (not even the answer to a heartbeat) for twice the
+# heartbeat interval plus this many real seconds is dead, open market or not.
+DEAD_SLACK_S = 5.0
 
 log = logging.getLogger("collector.gaps")
 UTC = dt.UTC
@@ -35,6 +45,9 @@ class OpenGap:
     cause: str
     gap_id: int | None = None
     end: dt.datetime | None = None
+    # Clock instant since when data may have been missed (the last read before the connection was
+    # lost); None for a restart gap, decided at start-up.
+    since: float | None = None
 
     def pending_record(self) -> dict:
         """This gap as a line of the pending file, for when the database cannot take it now."""
@@ -62,6 +75,13 @@ class GapManager:
         self._reconnects: list[float] = []
         self._current: OpenGap | None = None
         self.clock = ingest.clock
+        self._storm_floor = 0.0  # real seconds, after too many reconnects in a minute
+        self._closed_floor = 0.0  # real seconds, while every subscribed market is closed
+        self._logins = 0
+        self._dead_read: dt.datetime | None = None  # the last read of the connection aborted as dead
+        # Session events (clock instant, event, detail) for collector_sessions, written by the
+        # heartbeat task: the ingest callbacks that produce them are synchronous.
+        self.events: list[tuple[dt.datetime, str, str | None]] = []
 
     # -- events from the ingest path (synchronous) -----------------------------------
     def on_disconnect(self, cause: str) -> None:
@@ -70,12 +90,16 @@ class GapManager:
         self.metrics.count("Reconnects")
         self._bound_reconnect_rate()
         now = self.clock.now_dt()
+        self.events.append((now, "disconnected", cause))
+        # Until the last read, everything sent had arrived, unless the stream had stalled (the
+        # watchdog says so only while a market is open): then the outage is a gap whatever follows.
+        since = None if cause == "stall" else (self.ingest.last_read_at or now).timestamp()
         opened = []
         for symbol, exchange in self._active().items():
             if symbol in self.open:
                 continue
             start = self.ingest.last_trade_ts.get(symbol, now)
-            self.open[symbol] = OpenGap(symbol, exchange, start, cause)
+            self.open[symbol] = OpenGap(symbol, exchange, start, cause, since=since)
             opened.append(symbol)
         self.ingest.mark_outage(opened)
         if opened:
@@ -86,11 +110,50 @@ class GapManager:
         self._reconnects = [x for x in self._reconnects if t - x < STORM_WINDOW_S] + [t]
         excess = len(self._reconnects) - STORM_FREE_RECONNECTS
         floor = 0.0 if excess <= 0 else min(2.0 ** excess, 60.0)
-        if self.session.client is not None:
-            set_reconnect_floor(self.session.client, floor)
+        self._storm_floor = floor
+        self._apply_floor()
         if floor:
             log.warning("frequent reconnects; slowing down", extra={"fields": {
                 "reconnects_last_minute": len(self._reconnects), "next_delay_floor_s": floor}})
+
+    def _apply_floor(self) -> None:
+        if self.session.client is not None:
+            set_reconnect_floor(self.session.client, max(self._storm_floor, self._closed_floor))
+
+    def on_login(self) -> None:
+        """The ticker plant logged in (first time, or after a reconnect, before it resubscribes).
+
+        An outage that lay entirely inside each symbol's closed period lost nothing: no gap."""
+        now = self.clock.now_dt()
+        self.ingest.last_read_at = now  # the dead-connection clock starts again with this session
+        self._logins += 1
+        if self._logins == 1:
+            return  # the start-up login; the service records it
+        self.events.append((now, "connected", "reconnect"))
+        t = now.timestamp()
+        for symbol, gap in list(self.open.items()):
+            if gap.since is not None and markets.lost_nothing(symbol, gap.since, t):
+                del self.open[symbol]
+                self.ingest.awaiting_first_trade.discard(symbol)
+                log.info("outage while the market was closed: nothing missed, no gap", extra={"fields": {
+                    "symbol": symbol, "cause": gap.cause, "from": markets.iso(gap.since), "to": now.isoformat()}})
+
+    def end_outage(self, symbol: str, at: dt.datetime) -> None:
+        """The symbol stopped trading at `at` (expiry) during an outage: its gap ends there."""
+        gap = self.open.pop(symbol, None)
+        self.ingest.awaiting_first_trade.discard(symbol)
+        if gap is not None:
+            gap.end = max(at, gap.start)
+            self._backfills.put_nowait(gap)
+
+    def unsettled(self) -> set[str]:
+        """Symbols with an outage not yet recorded in the database or on disk (open, or waiting for
+        or in the middle of its backfill): what a SIGKILL now would lose track of."""
+        out = set(self.open)
+        out.update(g.symbol for g in self._backfills._queue)  # noqa: SLF001 - a peek, no API for it
+        if self._current is not None:
+            out.add(self._current.symbol)
+        return out
 
     def open_restart_gaps(self, last: dict[str, tuple[str, dt.datetime]]) -> None:
         for symbol, (exchange, last_ts) in last.items():
@@ -169,7 +232,10 @@ class GapManager:
         pending = [self._current] if self._current is not None else []
         while not self._backfills.empty():
             pending.append(self._backfills.get_nowait())
-        pending += list(self.open.values())
+        t = self.clock.now()
+        # An outage still open that so far lies inside each market's close lost nothing (yet).
+        pending += [g for g in self.open.values()
+                    if g.since is None or not markets.lost_nothing(g.symbol, g.since, t)]
         for gap in pending:
             try:
                 await self.control.open_gap(gap.symbol, gap.exchange, gap.start, gap.end, gap.cause)
@@ -181,7 +247,8 @@ class GapManager:
     async def _backfill(self, gap: OpenGap, stop: asyncio.Event) -> None:
         rows: list[tuple] = []
         backfilled = False
-        too_long = (gap.end - gap.start).total_seconds() > self.backfill_max_s
+        # Only open time can hold trades: a gap over a weekend is as long as its open part.
+        too_long = markets.open_seconds(gap.symbol, gap.start.timestamp(), gap.end.timestamp()) > self.backfill_max_s
         for attempt in range(0 if too_long else 5):
             if stop.is_set() and attempt > 0:
                 break  # shutting down: one attempt, no retries
@@ -217,7 +284,14 @@ class GapManager:
 
     async def run_watchdog(self, stop: asyncio.Event) -> None:
         """Detect a stalled stream within twice the heartbeat interval (the library only
-        notices a dead socket after its ~110 s ping timeout) and force a reconnect."""
+        notices a dead socket after its ~110 s ping timeout) and force a reconnect.
+
+        Silence counts only while at least one subscribed market is open, and only from the later
+        of the last message and that market's latest open (a market that just opened may be quiet
+        for a moment). While every market is closed, a dead connection is still noticed: nothing at
+        all arriving, not even the answers to our heartbeats, for twice the heartbeat interval plus
+        DEAD_SLACK_S. Reconnection then waits for the closed-market floor (markets.py).
+        """
         # The ingest path only counts messages (it runs for every one); when the count last
         # moved is tracked here, at the watchdog's own pace.
         seen, last_moved = self.ingest.messages, time.monotonic()
@@ -226,13 +300,45 @@ class GapManager:
             now = time.monotonic()
             if self.ingest.messages != seen:
                 seen, last_moved = self.ingest.messages, now
-            if not self._active() or not self.session.connected:
-                last_moved = now  # silence while nothing is subscribed or connected is not a stall
+            active = self._active()
+            t = self.clock.now()
+            state = markets.watch_state(active, t)
+            floor = markets.closed_reconnect_floor(state, self.clock, t) if active else 0.0
+            if floor != self._closed_floor:
+                self._closed_floor = floor
+                self._apply_floor()
+            if not self.session.connected:
+                last_moved = now  # silence while nothing is connected is not a stall
                 continue
+            if self._dead(t):
+                continue
+            if not active or state.all_closed:
+                last_moved = now  # silence while nothing is subscribed or every market is closed
+                continue
+            start = last_moved
+            if state.opened_at is not None:
+                start = max(start, now - self.clock.real_seconds(t - state.opened_at))
             limit = self.stall_timeout_s or 2 * heartbeat_interval(self.session.ticker)
-            silent = now - last_moved
+            silent = now - start
             if silent > limit:
                 log.warning("market data stalled; reconnecting", extra={"fields": {"silent_s": round(silent, 1)}})
                 self._cause_hint = "stall"
                 last_moved = now
                 abort_connection(self.session.ticker)
+
+    def _dead(self, t: float) -> bool:
+        """Abort the ticker connection when nothing has arrived on it for too long; True if aborted."""
+        last_read = self.ingest.last_read_at
+        ticker = self.session.ticker
+        if last_read is None or last_read is self._dead_read or not plant_ready(ticker):
+            return False  # mid-login or mid-reconnect (on_login restarts this clock), or aborted already
+        limit = 2 * heartbeat_interval(ticker) + DEAD_SLACK_S
+        silent = self.clock.real_seconds(t - last_read.timestamp())
+        if silent <= limit:
+            return False
+        log.warning("nothing received, not even heartbeat answers; reconnecting",
+                    extra={"fields": {"silent_s": round(silent, 1), "limit_s": limit}})
+        self._cause_hint = "dead_connection"
+        self._dead_read = last_read
+        abort_connection(ticker)
+        return True

@@ -49,6 +49,7 @@ class Ingest:
         self.malformed = 0
         self.book_untrusted_dropped = 0
         self.last_message_at: dt.datetime | None = None
+        self.last_read_at: dt.datetime | None = None  # anything at all on the socket (FrameReader sets it)
         self.last_trade_ts: dict[str, dt.datetime] = {}
         self.awaiting_first_trade: set[str] = set()
         self.untrusted_books: set[str] = set()

@@ -120,6 +120,10 @@ def make_client(*, user: str, password: str, system_name: str, app_name: str, ap
 class FrameSink(Protocol):
     """What the fast receive loop hands frames to (the collector's Ingest)."""
 
+    # When anything (market data, a heartbeat answer, a ping) last arrived on the socket: set once
+    # per TCP read, so a dead connection is noticed even while no market sends data.
+    last_read_at: datetime | None
+
     @property
     def full(self) -> bool: ...
 
@@ -186,8 +190,10 @@ class FrameReader:
             data = self.tail + data
         end_of_data = len(data)
         pos = 0
-        handle, put = self.sink.handle, self.queue.put_nowait
-        received = self.now()  # one stamp per read: every frame in it arrived together
+        sink = self.sink
+        handle, put = sink.handle, self.queue.put_nowait
+        # One stamp per read: every frame in it arrived together (and the connection is alive).
+        received = sink.last_read_at = self.now()
         max_size = self.max_size
         while end_of_data - pos >= 2:
             first, length = data[pos], data[pos + 1]
@@ -226,7 +232,7 @@ class FrameReader:
         self.tail = data[pos:] if pos < end_of_data else b""
         # Backpressure once per read: stop reading the socket while the writer is full, so
         # memory stays bounded whatever the gateway sends (TCP pushes back on the sender).
-        if self.sink.full and not self.paused:
+        if sink.full and not self.paused:
             self.paused = True
             self.ws.transport.pause_reading()
             self._pause_wanted.set()
@@ -258,6 +264,7 @@ def install_fast_path(plant: BasePlant, sink: FrameSink, now: Callable[[], datet
             # where a closed connection surfaces either way.
             while True:
                 frame = await ws.recv()
+                sink.last_read_at = reader.now()  # this path is websockets' own, never the fast one
                 if not handle(frame):
                     queue.put_nowait(frame)
                 n += 1

@@ -12,6 +12,7 @@ import signal
 import time
 from pathlib import Path
 
+from . import markets
 from .config import Settings
 from .control import ControlStore
 from .gaps import GapManager
@@ -39,6 +40,9 @@ class Collector:
         self.gaps: GapManager | None = None
         self.control: ControlStore | None = None
         self._tasks: list[asyncio.Task] = []
+        # Per symbol, the clock instant up to which everything the market sent is stored or inside a
+        # recorded gap; the heartbeat publishes it and the next start-up decides restart gaps from it.
+        self._recorded_until: dict[str, float] = {}
 
     async def start(self) -> None:
         s = self.settings
@@ -54,10 +58,12 @@ class Collector:
             await self.control.maintain()
         self.ingest = Ingest(self.writer, clock=s.clock)
         self.session = RithmicSession(s, self.ingest, secrets_client=self._secrets_client)
-        self.subs = SubscriptionManager(self.session, self.control, s.redis_url.value, consumer=s.collector_id)
+        self.subs = SubscriptionManager(self.session, self.control, s.redis_url.value, consumer=s.collector_id,
+                                        clock=s.clock)
         self.gaps = GapManager(self.session, self.ingest, self.writer, self.control, lambda: self.subs.active,
                                s.spool_dir, s.stall_timeout_s, self.metrics)
         self.subs.gaps = self.gaps
+        self.session.on_ticker_login = self.gaps.on_login
         self.ingest._on_disconnect = self.gaps.on_disconnect
         self.ingest._on_forced_logout = self.gaps.on_forced_logout
         self.ingest._on_first_trade = self.gaps.on_first_trade
@@ -68,6 +74,7 @@ class Collector:
         stop = self.stop_event
         self._tasks = [
             asyncio.create_task(self.subs.run(stop), name="subscriptions"),
+            asyncio.create_task(self.subs.run_schedule(stop), name="rolls"),
             asyncio.create_task(self.gaps.run_backfill(stop), name="backfill"),
             asyncio.create_task(self.gaps.run_watchdog(stop), name="watchdog"),
             asyncio.create_task(self._heartbeat(stop), name="heartbeat"),
@@ -76,7 +83,13 @@ class Collector:
 
     async def _open_restart_gaps(self) -> None:
         """Whatever the market did while we were not running (a deploy, a crash, SIGKILL)
-        is a gap from the last stored trade to the first trade after start-up."""
+        is a gap from the last stored trade to the first trade after start-up.
+
+        Unless it cannot have missed anything: the possible loss runs from the later of the last
+        stored trade and the instant a heartbeat last said everything was recorded (`recorded_until`,
+        written every 2 s and at a clean stop) to now. When the symbol's market was closed for all of
+        that (stopped over the weekend, started before the open), no gap; when any of it was open,
+        the gap is exactly as before, from the last stored trade."""
         if len(self.writer.spool):
             # Spooled rows are newer than what PostgreSQL holds; a gap from there would
             # backfill trades the spool still has.
@@ -84,10 +97,20 @@ class Collector:
             return
         try:
             last = await self.control.last_trades()
+            recorded = await self.control.recorded_until()
         except Exception:
             return
-        self.gaps.open_restart_gaps({r["symbol"]: (r["exchange"], r["last_ts"]) for r in last})
-
+        t = self.settings.clock.now()
+        gaps = {}
+        for r in last:
+            symbol, last_ts = r["symbol"], r["last_ts"]
+            since = max(last_ts, recorded[symbol]) if symbol in recorded else last_ts
+            if markets.lost_nothing(symbol, since.timestamp(), t):
+                log.info("restart while the market was closed: nothing missed, no gap", extra={"fields": {
+                    "symbol": symbol, "from": since.isoformat(), "to": markets.iso(t)}})
+                continue
+            gaps[symbol] = (r["exchange"], last_ts)
+        self.gaps.open_restart_gaps(gaps)
     async def _on_dropped(self, batch, cause):
         await self.gaps.on_dropped(batch, cause)
 
@@ -121,17 +144,58 @@ class Collector:
         if self.writer is not None:
             await self.writer.close()
         await self._event("disconnected", "shutdown")
+        # Everything received is stored (or spooled) and every outage recorded: the next start-up
+        # may count from here.
+        with contextlib.suppress(Exception):
+            await self._record_session_events()
+            await self.control.heartbeat(self.settings.collector_id, False, self.ingest.last_message_at, 0.0,
+                                         self.writer.pending_rows, self.writer.spool.bytes,
+                                         self._markets(final=True))
         self._write_health(connected=False)
         await self.control.close()
         log.info("collector stopped", extra={"fields": {"rows_written": self.writer.rows_written,
                                                          "spooled_bytes": self.writer.spool.bytes}})
 
-    def _write_health(self, connected: bool, rate: float = 0.0) -> None:
+    def _markets(self, final: bool = False) -> dict:
+        """Per subscribed symbol: its market (open, closed or halted, and the next open or close,
+        from the calendar at the clock's now), its last trade and how far it is recorded.
+
+        `recorded_until` moves on only while nothing is in doubt: connected, no row waiting for the
+        database, nothing spooled, and no outage of the symbol waiting to be recorded. A second of
+        real time is taken off for what may still be on its way. At a clean stop (`final`) every
+        outage has just been recorded and every row written, so it is the stop itself."""
+        t = self.settings.clock.now()
+        active = self.subs.active if self.subs else {}
+        if final:
+            settled, unsettled = len(self.writer.spool) == 0, set()
+            mark = t
+        else:
+            settled = self.session.connected and self.writer.pending_rows == 0 and len(self.writer.spool) == 0
+            unsettled = self.gaps.unsettled()
+            mark = t - self.settings.clock.clock_seconds(1.0)
+        out = {}
+        for symbol in active:
+            if settled and symbol not in unsettled and mark > self._recorded_until.get(symbol, 0.0):
+                self._recorded_until[symbol] = mark
+            last_trade = self.ingest.last_trade_ts.get(symbol)
+            out[symbol] = {**markets.market_json(symbol, t),
+                           "last_trade_at": last_trade.isoformat() if last_trade else None,
+                           "recorded_until": markets.iso(self._recorded_until.get(symbol))}
+        return out
+
+    async def _record_session_events(self) -> None:
+        while self.gaps.events:
+            at, event, detail = self.gaps.events[0]
+            await self.control.session_event(self.settings.collector_id, event, "ticker", detail, at)
+            self.gaps.events.pop(0)
+
+    def _write_health(self, connected: bool, rate: float = 0.0, markets_doc: dict | None = None) -> None:
         ing = self.ingest
         doc = {"updated_at": time.time(), "connected": connected,
                "last_message_at": ing.last_message_at.isoformat() if ing and ing.last_message_at else None,
                "messages_per_s": rate, "queue_depth": self.writer.pending_rows if self.writer else 0,
-               "spool_bytes": self.writer.spool.bytes if self.writer else 0}
+               "spool_bytes": self.writer.spool.bytes if self.writer else 0,
+               "markets": markets_doc if markets_doc is not None else {}}
         tmp = self.settings.heartbeat_file + ".tmp"
         with contextlib.suppress(OSError):
             with open(tmp, "w") as fh:
@@ -148,13 +212,15 @@ class Collector:
             rate = (self.ingest.messages - last_n) / (now - last_t)
             last_n, last_t = self.ingest.messages, now
             connected = self.session.connected
-            self._write_health(connected, rate)
+            markets_doc = self._markets()
+            self._write_health(connected, rate, markets_doc)
             self.metrics.gauge("QueueDepth", self.writer.pending_rows)
             self.metrics.gauge("SpoolBytes", self.writer.spool.bytes)
             self.metrics.gauge("MessagesPerSecond", round(rate, 1))
             try:
                 await self.control.heartbeat(self.settings.collector_id, connected, self.ingest.last_message_at,
-                                             rate, self.writer.pending_rows, self.writer.spool.bytes)
+                                             rate, self.writer.pending_rows, self.writer.spool.bytes, markets_doc)
+                await self._record_session_events()
                 await self.gaps.flush_pending()
             except Exception:
                 pass  # the database is away; the writer's spool and the health file carry on

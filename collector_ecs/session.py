@@ -11,7 +11,7 @@ import time
 
 from async_rithmic.exceptions import RithmicErrorResponse
 
-from .config import Settings, SymbolSpec
+from .config import Settings
 from .rithmic_internals import (
     TICKER_AND_HISTORY,
     LoginRefused,
@@ -19,8 +19,10 @@ from .rithmic_internals import (
     guard_login,
     install_fast_path,
     make_client,
+    on_login,
     send_market_data_request,
     set_credentials,
+    steady_heartbeats,
 )
 from .secrets import read_json_secret
 
@@ -47,6 +49,7 @@ class RithmicSession:
         self._secrets_client = secrets_client
         self._last_reread = 0.0
         self.credential_rereads = 0
+        self.on_ticker_login = None  # called after each ticker login, before the library resubscribes
 
     @property
     def ticker(self):
@@ -70,6 +73,11 @@ class RithmicSession:
         install_fast_path(self.ticker, self.ingest, self.ingest.now)
         for plant in (self.ticker, self.history):
             guard_login(plant, self._reread_after_refusal if s.rithmic_secret_id else None)
+            # The interval the gateway asks for from the first login on: the dead-connection check
+            # counts on an answer every interval, through every close.
+            steady_heartbeats(plant)
+        if self.on_ticker_login is not None:
+            on_login(self.client, "ticker", self.on_ticker_login)
         try:
             await asyncio.wait_for(self.client.connect(plants=TICKER_AND_HISTORY), timeout=s.connect_timeout_s)
         except RithmicErrorResponse as exc:
@@ -95,11 +103,6 @@ class RithmicSession:
         if self.client is not None:
             await self.client.disconnect(timeout=timeout)
 
-    async def resolve(self, spec: SymbolSpec) -> str:
-        """The contract to subscribe: the spec's own, or the product's front month."""
-        if not spec.is_product:
-            return spec.symbol
-        return await self.client.get_front_month_contract(spec.symbol, spec.exchange)
 
     async def _request(self, symbol: str, exchange: str, subscribe: bool, timeout: float) -> None:
         tag = f"rdc-{'sub' if subscribe else 'unsub'}-{next(self._tags)}"
