@@ -79,8 +79,20 @@ _TABLE_STATS = {"total_records": INT, "earliest_timestamp": nullable(TS), "lates
                 "recent_hour_count": INT,
                 "estimated": {**array(STR), "description": "Which figures of this object are planner estimates"}}
 _LEVEL = obj({"price": NUM, "size": INT, "orders": nullable(INT)})
+_MARKET_STATUS = obj({
+    "market": nullable(enum("open", "closed", "halted",
+                            description="At the collector's last heartbeat, from the product's trading calendar; "
+                                        "null for a product the catalogue lacks")),
+    "trade_date": nullable({**STR, "format": "date", "description": "The session in effect (null while closed)"}),
+    "next_open": nullable({**TS, "description": "While closed or halted: when the market opens next"}),
+    "next_close": nullable({**TS, "description": "While open: when the market closes or halts next"}),
+    "last_trade_at": nullable({**TS, "description": "Exchange time of the last trade received"}),
+    "recorded_until": nullable({**TS, "description": "Everything the market sent up to this instant is stored "
+                                                     "or inside a recorded gap"})})
 _HEARTBEAT = obj({"collector_id": STR, "connected": BOOL, "last_message_at": nullable(TS), "messages_per_s": NUM,
-                  "queue_depth": INT, "spool_bytes": INT, "updated_at": TS, "age_s": NUM})
+                  "queue_depth": INT, "spool_bytes": INT, "updated_at": TS, "age_s": NUM,
+                  "markets": {"type": "object", "additionalProperties": ref("MarketStatus"),
+                              "description": "Per subscribed contract symbol"}})
 
 SCHEMAS: dict[str, dict] = {
     "Error": obj({"error": {**STR, "description": "A short title"},
@@ -120,6 +132,7 @@ SCHEMAS: dict[str, dict] = {
     "Book": obj({"symbol": STR, "at": TS, "as_of": {**TS, "description": "Time of the last message applied"},
                  "depth": INT, "snapshot_at": TS, "messages_applied": INT, "bids": array(ref("Level")),
                  "asks": array(ref("Level"))}),
+    "MarketStatus": _MARKET_STATUS,
     "Health": obj({"status": enum("healthy", "unhealthy"), "timestamp": TS,
                    "services": obj({"database": enum("connected", "unavailable"),
                                     "redis": enum("connected", "unavailable")}),

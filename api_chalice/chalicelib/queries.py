@@ -9,7 +9,7 @@ An absent bound is passed as -infinity/infinity so one statement serves every co
 PING = "SELECT 1"
 
 LATEST_HEARTBEAT = """
-SELECT collector_id, connected, last_message_at, messages_per_s, queue_depth, spool_bytes, updated_at
+SELECT collector_id, connected, last_message_at, messages_per_s, queue_depth, spool_bytes, updated_at, markets
 FROM collector_heartbeat
 ORDER BY updated_at DESC
 LIMIT 1

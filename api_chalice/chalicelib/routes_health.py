@@ -8,6 +8,7 @@ so they answer in milliseconds at any size.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import asyncpg
 from chalice import Blueprint, Response
@@ -37,7 +38,10 @@ def _heartbeat_json(row: asyncpg.Record | None, now: dt.datetime) -> dict | None
             "last_message_at": _ts(row["last_message_at"]), "messages_per_s": row["messages_per_s"],
             "queue_depth": row["queue_depth"], "spool_bytes": row["spool_bytes"],
             "updated_at": _ts(row["updated_at"]),
-            "age_s": round((now - row["updated_at"]).total_seconds(), 3)}
+            "age_s": round((now - row["updated_at"]).total_seconds(), 3),
+            # Per symbol: its market (open|closed|halted, next open or close), last trade and how far
+            # it is recorded, as the collector's heartbeat wrote them (jsonb arrives as text).
+            "markets": json.loads(row["markets"]) if row["markets"] is not None else {}}
 
 
 @bp.route("/health", methods=["GET"])

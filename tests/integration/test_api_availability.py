@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,26 @@ def test_health_reports_the_collector_heartbeat(database_url, redis_url, monkeyp
                 collector["queue_depth"]) == ("c-1", True, 812.5, 3)
         assert dt.datetime.fromisoformat(collector["last_message_at"]) == seen
         assert collector["age_s"] >= 0
+        assert collector["markets"] == {}  # a heartbeat from before markets were reported
         assert schema_errors(response_schema("/health", "get", 200), body) == []
+
+
+def test_health_reports_each_symbols_market_as_the_collector_saw_it(database_url, redis_url, monkeypatch):
+    markets = {"ESZ6": {"market": "closed", "trade_date": None, "next_open": "2026-12-06T23:00:00+00:00",
+                        "next_close": None, "last_trade_at": "2026-12-04T21:59:59.871000+00:00",
+                        "recorded_until": "2026-12-05T14:00:00+00:00"},
+               "CLF7": {"market": "open", "trade_date": "2026-12-07", "next_open": None,
+                        "next_close": "2026-12-07T22:00:00+00:00", "last_trade_at": None, "recorded_until": None}}
+    execute(database_url, "INSERT INTO collector_heartbeat (collector_id, connected, updated_at, markets) "
+                          f"VALUES ('c-1', true, '{default_clock().now_dt().isoformat()}', "
+                          f"'{json.dumps(markets)}'::jsonb)")
+    with api_client(monkeypatch, DATABASE_URL=database_url, REDIS_URL=redis_url) as http:
+        body = get_json(http, "/health")
+        assert body["collector"]["markets"] == markets
+        assert schema_errors(response_schema("/health", "get", 200), body) == []
+        broken = {**body, "collector": {**body["collector"], "markets": {"ESZ6": {**markets["ESZ6"],
+                                                                                   "market": "asleep"}}}}
+        assert schema_errors(response_schema("/health", "get", 200), broken) != []  # the schema does check it
 
 
 def test_database_down_is_503_without_secrets(redis_url, monkeypatch, capsys):

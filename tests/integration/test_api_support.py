@@ -304,6 +304,9 @@ def schema_errors(schema: dict, value, where: str = "$") -> list[str]:
         for key, sub in props.items():
             if key in value:
                 errors += schema_errors(sub, value[key], f"{where}.{key}")
+        if isinstance(schema.get("additionalProperties"), dict):  # a map: every value has this schema
+            for key in set(value) - set(props):
+                errors += schema_errors(schema["additionalProperties"], value[key], f"{where}.{key}")
     if schema["type"] == "array":
         for i, item in enumerate(value):
             errors += schema_errors(schema["items"], item, f"{where}[{i}]")
