@@ -63,7 +63,8 @@ class RithmicSession:
     def connected(self) -> bool:
         return self.client is not None and self.ticker.is_connected
 
-    async def start(self) -> None:
+    def build(self) -> None:
+        """The client with our fast path, login guard, steady heartbeats and login hook (no I/O)."""
         s = self.settings
         self.client = make_client(
             user=s.rithmic_user, password=s.rithmic_password.value, system_name=s.rithmic_system_name,
@@ -78,6 +79,10 @@ class RithmicSession:
             steady_heartbeats(plant)
         if self.on_ticker_login is not None:
             on_login(self.client, "ticker", self.on_ticker_login)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.build()
         try:
             await asyncio.wait_for(self.client.connect(plants=TICKER_AND_HISTORY), timeout=s.connect_timeout_s)
         except RithmicErrorResponse as exc:

@@ -192,3 +192,30 @@ def test_frame_reader_stops_reading_the_socket_while_the_writer_is_full():
         resumer.cancel()
 
     asyncio.run(scenario())
+
+
+def test_frame_reader_notes_when_anything_last_arrived_even_without_market_data():
+    """While every market is closed only heartbeat answers (and pings) arrive: they must still show
+    the connection is alive, stamped once per read with the collector's clock."""
+    from datetime import UTC, datetime
+
+    stamps = iter([datetime(2026, 12, 5, 18, 0, tzinfo=UTC), datetime(2026, 12, 5, 18, 0, 30, tzinfo=UTC)])
+    ws, sink = _WebSocket(), _Sink()
+    ri.FrameReader(ws, sink, asyncio.Queue(), now=lambda: next(stamps))
+    ws.data_received(_wire(OP_BINARY, b"library: heartbeat answer"))
+    assert sink.last_read_at == datetime(2026, 12, 5, 18, 0, tzinfo=UTC)
+    ws.data_received(_wire(OP_PING, b"ping"))
+    assert sink.last_read_at == datetime(2026, 12, 5, 18, 0, 30, tzinfo=UTC)
+
+
+def test_heartbeats_follow_the_negotiated_interval_on_every_collector_plant():
+    from collector_ecs.config import load_settings
+    from collector_ecs.session import RithmicSession
+
+    settings = load_settings({"RITHMIC_USER": "u", "RITHMIC_PASSWORD": "p", "RITHMIC_URL": "ws://127.0.0.1:9",
+                              "RITHMIC_SYSTEM_NAME": "Rithmic Test", "CONFIG_FILE": "/nonexistent.json"})
+
+    session = RithmicSession(settings, SimpleNamespace(now=None))
+    session.build()
+    for plant in (session.ticker, session.history):
+        assert plant._heartbeat_loop.__qualname__.startswith("steady_heartbeats")
