@@ -160,22 +160,32 @@ class Collector:
         """Per subscribed symbol: its market (open, closed or halted, and the next open or close,
         from the calendar at the clock's now), its last trade and how far it is recorded.
 
-        `recorded_until` moves on only while nothing is in doubt: connected, no row waiting for the
-        database, nothing spooled, and no outage of the symbol waiting to be recorded. A second of
-        real time is taken off for what may still be on its way. At a clean stop (`final`) every
-        outage has just been recorded and every row written, so it is the stop itself."""
-        t = self.settings.clock.now()
+        `recorded_until` is the instant up to which everything the market sent for the symbol is
+        stored (or spooled) or inside a recorded gap: the latest flush the writer has settled, less a
+        second of real time for what may still be on its way, but never past the last read on the
+        socket (a connection that died unnoticed), nor past the last market message while a market
+        is open (a stream that stalled), and not at all while the symbol has an outage not yet
+        recorded. At a clean stop (`final`) every outage has just been recorded and every row
+        written, so it is the stop itself."""
+        clock = self.settings.clock
+        t = clock.now()
         active = self.subs.active if self.subs else {}
+        unsettled: set[str] = set()
         if final:
-            settled, unsettled = len(self.writer.spool) == 0, set()
             mark = t
         else:
-            settled = self.session.connected and self.writer.pending_rows == 0 and len(self.writer.spool) == 0
+            now = time.monotonic()
+            settled = self.writer.settled_at
+            mark = None if settled is None else t - clock.clock_seconds(now - settled + 1.0)
+            last_read, last_message = self.ingest.last_read_at, self.ingest.last_message_at
+            if mark is not None:
+                mark = min(mark, last_read.timestamp()) if last_read is not None else None
+            if mark is not None and not markets.watch_state(active, t).all_closed:
+                mark = min(mark, last_message.timestamp()) if last_message is not None else None
             unsettled = self.gaps.unsettled()
-            mark = t - self.settings.clock.clock_seconds(1.0)
         out = {}
         for symbol in active:
-            if settled and symbol not in unsettled and mark > self._recorded_until.get(symbol, 0.0):
+            if mark is not None and symbol not in unsettled and mark > self._recorded_until.get(symbol, 0.0):
                 self._recorded_until[symbol] = mark
             last_trade = self.ingest.last_trade_ts.get(symbol)
             out[symbol] = {**markets.market_json(symbol, t),

@@ -133,6 +133,9 @@ class BatchWriter:
         self.rows_dropped = 0
         self.batches_skipped = 0
         self.last_batch_ms = 0.0
+        # time.monotonic() of the latest flush whose rows are all committed or spooled: every row
+        # handed over before it is durable (the heartbeat's recorded_until is built on it).
+        self.settled_at: float | None = None
         self._conn: asyncpg.Connection | None = None
         self._kick: asyncio.Event | None = None
         self._space: asyncio.Event | None = None
@@ -226,12 +229,14 @@ class BatchWriter:
                 pass
             self._kick.clear()
             closing = self._closing
+            cut_at = time.monotonic()
             batches = self._cut_batches()
             self._inflight += sum(len(b.rows) for b in batches)
             for batch in batches:
                 await self._deliver(batch)
                 self._inflight -= len(batch.rows)
                 self._space.set()  # a waiting reader re-checks `full` itself
+            self.settled_at = cut_at
             if len(self.spool):
                 await self._replay_spool(deadline=2.0 if closing else None)
             if closing and not any(self._buffers.values()):

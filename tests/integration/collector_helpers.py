@@ -4,6 +4,7 @@ at a test simulator, database counts, and the stored-equals-sent check."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -14,7 +15,9 @@ from pathlib import Path
 import asyncpg
 
 from collector_ecs.config import load_settings
-from rdc_common.clock import CLOCK_VARIABLES
+from collector_ecs.parsing import exchange_time
+from collector_ecs.rithmic_internals import make_client
+from rdc_common.clock import CLOCK_VARIABLES, ENV_ANCHOR, ENV_SPEED, ENV_START
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE_OF = {"last_trade": "tick_data", "bbo": "quote_data", "order_book": "level2_data"}
@@ -34,6 +37,45 @@ def collector_env(sim, database_url: str, redis_url: str, tmp_path: Path, **extr
         env["RITHMIC_CA_FILE"] = str(sim.cert_file)
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def clock_env(start: str, speed: float, lead_s: float = 3.0) -> dict[str, str]:
+    """RDC_CLOCK_* for one simulator and its collector (the same three for both): simulated time
+    reaches `start` `lead_s` real seconds from now, so both processes are up before it."""
+    return {ENV_START: start, ENV_SPEED: repr(float(speed)), ENV_ANCHOR: repr(time.time() + lead_s)}
+
+
+async def history_trades(sim, symbol: str, exchange: str, start: dt.datetime, end: dt.datetime) -> set[dt.datetime]:
+    """Exchange times of the trades the market produced in [start, end], from the simulator's history plant."""
+    from async_rithmic.enums import SysInfraType
+
+    client = make_client(user="demo", password="demo", system_name="Rithmic Paper Trading", app_name="t",
+                         app_version="1", url=sim.url, ca_file=None, max_reconnect_delay=1)
+    await client.connect(plants=[SysInfraType.HISTORY_PLANT])
+    try:
+        ticks = await client.get_historical_tick_data(symbol, exchange, start, end + dt.timedelta(seconds=1))
+    finally:
+        await client.disconnect()
+    times = (exchange_time(t["data_bar_ssboe"][0], t.get("data_bar_usecs", [0])[0]) for t in ticks or [])
+    return {ts for ts in times if start <= ts <= end}
+
+
+async def stored_trades(database_url: str, symbol: str, start: dt.datetime, end: dt.datetime) -> set[dt.datetime]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch('SELECT "timestamp" FROM tick_data WHERE symbol = $1 AND "timestamp" BETWEEN $2 AND $3',
+                                symbol, start, end)
+        return {r[0] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def query(database_url: str, sql: str, *args) -> list:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
 
 
 def settings_for(env: dict[str, str]):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import os
 import random
 import signal
@@ -17,12 +16,19 @@ import pytest
 import redis
 
 from collector_ecs.migrate import apply_migrations
-from collector_ecs.rithmic_internals import make_client
 from collector_ecs.service import Collector
 from devstack.services import Postgres, Redis, free_port
 from simulator.testing import SimulatorProcess
 
-from .collector_helpers import CollectorProcess, collector_env, counts, sent_by_table, settings_for, wait_until
+from .collector_helpers import (
+    CollectorProcess,
+    collector_env,
+    counts,
+    history_trades,
+    sent_by_table,
+    settings_for,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 SYMBOLS = ("ESZ6", "CLF7")
@@ -66,21 +72,6 @@ async def _assert_no_duplicate_trades(db_url):
         await conn.close()
 
 
-async def _history(sim, symbol, exchange, start, end) -> set[dt.datetime]:
-    """The trades the market produced in [start, end], from the simulator's history plant."""
-    client = make_client(user="demo", password="demo", system_name="Rithmic Paper Trading", app_name="t",
-                         app_version="1", url=sim.url, ca_file=None, max_reconnect_delay=1)
-    from async_rithmic.enums import SysInfraType
-    await client.connect(plants=[SysInfraType.HISTORY_PLANT])
-    try:
-        ticks = await client.get_historical_tick_data(symbol, exchange, start, end + dt.timedelta(seconds=1))
-    finally:
-        await client.disconnect()
-    from collector_ecs.parsing import exchange_time
-    return {exchange_time(t["data_bar_ssboe"][0], t["data_bar_usecs"][0] if t.get("data_bar_usecs") else 0)
-            for t in ticks if start <= exchange_time(t["data_bar_ssboe"][0], t.get("data_bar_usecs", [0])[0]) <= end}
-
-
 async def _assert_trades_complete(sim, db_url):
     """Every trade between the first and last stored one is stored exactly once (live or backfilled)."""
     await _assert_no_duplicate_trades(db_url)
@@ -89,7 +80,7 @@ async def _assert_trades_complete(sim, db_url):
         for symbol, exchange in (("ESZ6", "CME"), ("CLF7", "NYMEX")):
             rows = await conn.fetch('SELECT "timestamp" FROM tick_data WHERE symbol=$1', symbol)
             stored = {r[0] for r in rows}
-            truth = await _history(sim, symbol, exchange, min(stored), max(stored))
+            truth = await history_trades(sim, symbol, exchange, min(stored), max(stored))
             assert stored == truth, (symbol, len(stored), len(truth), len(truth - stored), len(stored - truth))
     finally:
         await conn.close()
