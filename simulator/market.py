@@ -146,8 +146,11 @@ class Instrument:
 LISTED_MONTHS_AHEAD = 36
 
 
-def resolve_contract(symbol: str, exchange: str, now: float) -> Contract:
-    """The contract ``symbol`` on ``exchange`` listed at instant ``now``; SymbolError with a sentence otherwise."""
+def resolve_contract(symbol: str, exchange: str, now: float, expired_ok: bool = False) -> Contract:
+    """The contract ``symbol`` on ``exchange`` listed at instant ``now``; SymbolError with a sentence otherwise.
+
+    ``expired_ok``: a contract that has stopped trading is still found (the history plant replays
+    the trades it made until its expiry, as a real gateway does)."""
     exchange = normalize_exchange(exchange)
     try:
         c = contract_at(normalize_symbol(symbol), now)
@@ -156,6 +159,8 @@ def resolve_contract(symbol: str, exchange: str, now: float) -> Contract:
     if c.exchange != exchange:
         raise SymbolError(f"symbol {c.symbol} not found on {exchange}: it trades on {c.exchange}")
     if is_expired(c, now):
+        if expired_ok:
+            return c
         ended = dt.datetime.fromtimestamp(expiry_instant(c.product, c.expiry), dt.UTC).isoformat()
         raise SymbolError(f"symbol {c.symbol} is not listed on {exchange}: it expired at {ended}")
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()

@@ -12,6 +12,7 @@ import time
 
 from google.protobuf.message import DecodeError
 
+from rdc_common.calendar import expiry_instant
 from rdc_common.products import EXCHANGES, SymbolError
 from simulator import history, reference, wire
 from simulator.feed import Feed
@@ -275,8 +276,8 @@ class Session:
         else:
             self.send(wire.build(name, user_msg=user_msg, rp_code=[NO_DATA, empty_text]))
 
-    def _instrument(self, req):
-        c = resolve_contract(req.symbol, req.exchange, self.sim.clock.now())
+    def _instrument(self, req, expired_ok: bool = False):
+        c = resolve_contract(req.symbol, req.exchange, self.sim.clock.now(), expired_ok)
         return self.sim.market.instrument(c)
 
     # ticker plant: market data
@@ -393,12 +394,17 @@ class Session:
 
     # history plant
     def _replay_error(self, req, name: str) -> tuple | None:
-        """The instrument of a replay request, or None after answering with the error."""
+        """The instrument of a replay request, or None after answering with the error. An expired
+        contract's history is still there (up to its expiry: it traded nothing after)."""
         try:
-            return self._instrument(req)
+            return self._instrument(req, expired_ok=True)
         except SymbolError as exc:
             self.reply(req, name, rp_code=[NOT_FOUND, str(exc)])
             return None
+
+    def _history_until(self, inst) -> float:
+        """History runs up to now, or to the contract's expiry if it has stopped trading."""
+        return min(self.sim.clock.now(), expiry_instant(inst.product, inst.contract.expiry))
 
     async def _tick_replay(self, req) -> None:
         name = "ResponseTickBarReplay"
@@ -417,7 +423,7 @@ class Session:
             return
         limit = min(history.PAGE_ROWS, req.user_max_count) if req.user_max_count > 0 else history.PAGE_ROWS
         rows = await history.tick_page(self.sim.market, inst, req.start_index, req.finish_index,
-                                       self.sim.clock.now(), limit)
+                                       self._history_until(inst), limit)
         user_msg = req.user_msg[0] if req.user_msg else ""
         enc = wire.TickReplayEncoder(inst.symbol, inst.exchange, user_msg, inst.price)
         for start in range(0, len(rows), 1000):
@@ -450,7 +456,7 @@ class Session:
         limit = min(history.PAGE_ROWS, req.user_max_count) if req.user_max_count > 0 else history.PAGE_ROWS
         bars = await history.time_bar_page(
             self.sim.market, inst, unit * req.bar_type_period, req.start_index, req.finish_index,
-            self.sim.clock.now(), limit
+            self._history_until(inst), limit
         )
         user_msg = list(req.user_msg)
         period = str(req.bar_type_period)

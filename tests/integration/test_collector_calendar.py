@@ -130,6 +130,7 @@ async def _traded_after(database_url: str, symbol: str, instant: dt.datetime) ->
     return bool(rows)
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics")
 async def test_week_in_minutes(database_url, redis_url, tmp_path, monkeypatch):
     """Friday 15:50 CT over the weekend to Monday 09:00 CT at 1800x. (The daily halt is crossed by
     the roll scenario below, Wednesday 16:00-17:00 CT.)"""
@@ -322,6 +323,9 @@ class RollMarket:
     rolls_before_restart: list = field(default_factory=list)
     rolls_after_restart: list = field(default_factory=list)
     esh7_active_before_roll: bool = False
+    first_run_started_at: dt.datetime | None = None
+    first_run_events: list = field(default_factory=list)
+    first_run_gaps: list = field(default_factory=list)
     subscriptions_after_expiry: list = field(default_factory=list)
     active_after_expiry: set = field(default_factory=set)
 
@@ -332,16 +336,18 @@ async def _roll_scenario(market: RollMarket, tmp_path) -> None:
     async def complete(sim, symbol, start, end):
         market.complete[(symbol, start, end)] = await _assert_complete(sim, db, symbol, start, end)
 
-    # Wednesday 9 December: the collector follows ES from before the 16:00 close, through the halt
-    # and the roll at 17:00, and is restarted after it.
-    wednesday = clock_env(ct(2026, 12, 9, 15, 57).isoformat(), 120.0)
-    sim = SimulatorProcess(seed=41, rate=5, clock=wednesday)
+    # Wednesday 9 December: the collector follows ES from before the 16:00 close, through the daily
+    # halt and the roll at 17:00, and is restarted after it. (The clock reaches 15:57 ten real seconds
+    # from now: the processes start in the twenty minutes of market before it.)
+    wednesday = clock_env(ct(2026, 12, 9, 15, 57).isoformat(), 120.0, lead_s=10.0)
+    sim = SimulatorProcess(seed=41, rate=1, clock=wednesday)
     sim.start()
     try:
         env = collector_env(sim, db, rds, tmp_path, SYMBOLS="ES", COLLECTOR_ID="roll-1", **wednesday)
         c = Collector(settings_for(env), metrics_emit=lambda _: None)
         clock = c.settings.clock
         await c.start()
+        market.first_run_started_at = clock.now_dt()
         try:
             await until(clock, ct(2026, 12, 9, 16, 59, 30))
             market.esh7_active_before_roll = "ESH7" in c.subs.active
@@ -350,6 +356,8 @@ async def _roll_scenario(market: RollMarket, tmp_path) -> None:
             await c.stop()
         market.subscriptions_before_restart = await _subscriptions(db)
         market.rolls_before_restart = await _rolls(db)
+        market.first_run_events = [(e["event"], e["detail"]) for e in await _events(db)]
+        market.first_run_gaps = await _gaps(db)
         env = collector_env(sim, db, rds, tmp_path, SYMBOLS="ES", COLLECTOR_ID="roll-2", **wednesday)
         c = Collector(settings_for(env), metrics_emit=lambda _: None)
         await c.start()
@@ -368,8 +376,8 @@ async def _roll_scenario(market: RollMarket, tmp_path) -> None:
 
     # Friday 18 December, nine days later (the days between are not simulated): ESZ6 stops trading
     # at 16:00 CT.
-    friday = clock_env(ct(2026, 12, 18, 15, 56).isoformat(), 60.0)
-    sim = SimulatorProcess(seed=41, rate=5, clock=friday)
+    friday = clock_env(ct(2026, 12, 18, 15, 56).isoformat(), 60.0, lead_s=10.0)
+    sim = SimulatorProcess(seed=41, rate=1, clock=friday)
     sim.start()
     try:
         env = collector_env(sim, db, rds, tmp_path, SYMBOLS="ES", COLLECTOR_ID="roll-3", **friday)
@@ -411,6 +419,14 @@ def roll_market(pg, migrated_template, redis_server, tmp_path_factory):
 
 def _sub(rows, symbol):
     return next(r for r in rows if r[0] == symbol)
+
+
+def test_no_reconnect_and_no_gap_over_the_daily_halt(roll_market):
+    m = roll_market
+    assert m.first_run_started_at < ct(2026, 12, 9, 15, 55)  # recording before the 16:00 close
+    assert m.first_run_events == [("connected", None), ("disconnected", "shutdown")]
+    assert m.first_run_gaps == []
+    assert m.complete[("ESZ6", ct(2026, 12, 9, 15, 55), ct(2026, 12, 9, 16, 0))] > 0
 
 
 def test_followed_product_subscribes_the_new_front_month_for_the_session_open(roll_market):
@@ -457,7 +473,7 @@ def test_the_days_not_simulated_are_one_truthful_gap_per_contract(roll_market):
     for g in skipped:
         assert g["cause"] == "restart" and not g["backfilled"]
         assert ct(2026, 12, 9, 17, 0) < g["gap_start"] < ct(2026, 12, 9, 17, 11)
-        assert ct(2026, 12, 18, 15, 50) < g["gap_end"] < ESZ6_EXPIRY
+        assert ct(2026, 12, 18, 15, 30) < g["gap_end"] < ESZ6_EXPIRY  # its first trade after the start
     # The restart on 9 December is the only other gap, one per contract, backfilled.
     others = [g for g in gaps if g not in skipped]
     assert sorted(g["symbol"] for g in others) == ["ESH7", "ESZ6"] and all(g["backfilled"] for g in others)
