@@ -183,3 +183,44 @@ async def test_rotated_password_is_reread_from_secrets_manager(database_url, red
 def settings_for_secret(env, client):
     from collector_ecs.config import load_settings
     return load_settings(env, secrets_client=client)
+
+
+async def test_a_product_from_the_stream_is_followed_and_an_expired_contract_is_never_sent(
+        sim, database_url, redis_url, tmp_path):
+    """What POST /api/subscribe/NQ and /ESU6 leave behind: a kind='product' row, a contract row, commands."""
+    collector = Collector(settings_for(collector_env(sim, database_url, redis_url, tmp_path, SYMBOLS="ES")),
+                          metrics_emit=lambda _: None)
+    await collector.start()
+    try:
+        conn = await asyncpg.connect(database_url)
+        await conn.execute("INSERT INTO subscriptions (symbol, exchange, kind) VALUES ('NQ', 'CME', 'product'), "
+                           "('ESU6', 'CME', 'contract')")
+        _queue_command(redis_url, "subscribe", "NQ", "CME")
+        _queue_command(redis_url, "subscribe", "ESU6", "CME")  # September 2026: over by 2026-11-24
+
+        async def followed():
+            rows = {r["symbol"]: r for r in await conn.fetch("SELECT * FROM subscriptions")}
+            return "NQZ6" in rows and rows["NQZ6"]["status"] == "active" and rows["ESU6"]["status"] != "pending" \
+                and rows
+        rows = await wait_until(followed, 10)
+        assert (rows["NQ"]["kind"], rows["NQ"]["status"]) == ("product", "active")
+        assert (rows["NQZ6"]["kind"], rows["NQZ6"]["product"]) == ("contract", "NQ")
+        assert (rows["ESU6"]["status"], rows["ESU6"]["reason"]) == \
+            ("expired", "ESU6 stopped trading at 2026-09-18T21:00:00+00:00")
+        assert "ESU6" not in collector.subs.active
+        assert await wait_until(lambda: _ticks(database_url, "NQZ6"), 10) > 0
+        rolls = [tuple(r) for r in await conn.fetch("SELECT product, from_symbol, to_symbol FROM rolls ORDER BY id")]
+        assert rolls == [("ES", None, "ESZ6"), ("NQ", None, "NQZ6")]
+
+        # DELETE /api/subscribe/NQ: the product and the contract it brought in go.
+        await conn.execute("UPDATE subscriptions SET desired = false, status = 'pending' WHERE symbol = 'NQ'")
+        _queue_command(redis_url, "unsubscribe", "NQ", "CME")
+
+        async def dropped():
+            rows = {r["symbol"]: r["status"] for r in await conn.fetch("SELECT symbol, status FROM subscriptions")}
+            return rows["NQ"] == "unsubscribed" and rows["NQZ6"] == "unsubscribed" and rows
+        assert await wait_until(dropped, 10)
+        assert set(collector.subs.active) == {"ESZ6"}
+        await conn.close()
+    finally:
+        await collector.stop()

@@ -313,7 +313,9 @@ ESZ6_EXPIRY = dt.datetime(2026, 12, 18, 22, 0, tzinfo=UTC)  # 16:00 CT on its la
 class RollMarket:
     """What `roll_market` recorded, for assertions on the collector's side and the API's (ES.c.0,
     /api/rolls/ES). The database then holds ESZ6 trades from 15:5x CT on 2026-12-09 to the 16:00 close,
-    both contracts from 17:00 to about 17:10 CT, and ESZ6/ESH7 again on 2026-12-18 15:5x-16:00 CT."""
+    both contracts from 17:00 to about 17:10 CT, and ESZ6/ESH7 (and MESZ6, subscribed explicitly) again on
+    2026-12-18 from about 15:46 CT to the 16:00 close; rolls holds (NULL -> ESZ6) and (ESZ6 -> ESH7 at
+    2026-12-09T23:00:00Z)."""
 
     database_url: str
     redis_url: str
@@ -380,7 +382,8 @@ async def _roll_scenario(market: RollMarket, tmp_path) -> None:
     sim = SimulatorProcess(seed=41, rate=1, clock=friday)
     sim.start()
     try:
-        env = collector_env(sim, db, rds, tmp_path, SYMBOLS="ES", COLLECTOR_ID="roll-3", **friday)
+        # MESZ6 is subscribed explicitly: never rolled, it too ends at its expiry.
+        env = collector_env(sim, db, rds, tmp_path, SYMBOLS="ES,MESZ6", COLLECTOR_ID="roll-3", **friday)
         c = Collector(settings_for(env), metrics_emit=lambda _: None)
         clock = c.settings.clock
         await c.start()
@@ -459,6 +462,10 @@ def test_the_old_front_month_records_until_its_expiry_then_is_expired(roll_marke
     esz6 = _sub(m.subscriptions_after_expiry, "ESZ6")
     assert esz6[2:6] == ("contract", "ES", True, "expired")
     assert esz6[6] == "ESZ6 stopped trading at 2026-12-18T22:00:00+00:00"
+    # An explicit contract is never rolled (no MESH7) and ends the same way.
+    mesz6 = _sub(m.subscriptions_after_expiry, "MESZ6")
+    assert mesz6[2:] == ("contract", None, True, "expired", "MESZ6 stopped trading at 2026-12-18T22:00:00+00:00")
+    assert "MESH7" not in {r[0] for r in m.subscriptions_after_expiry}
     assert _sub(m.subscriptions_after_expiry, "ESH7")[2:6] == ("contract", "ES", True, "active")
     assert m.complete[("ESH7", ct(2026, 12, 18, 15, 56), ct(2026, 12, 18, 16, 0))] > 0
 
