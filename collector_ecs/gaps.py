@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,8 @@ class OpenGap:
     gap_id: int | None = None
     end: dt.datetime | None = None
     # Clock instant since when data may have been missed (the last read before the connection was
-    # lost); None for a restart gap, decided at start-up.
+    # lost): the outage is no gap if the market was closed from then until the next login. None: a
+    # gap whatever follows (a restart gap, decided at start-up; a stall, seen only while open).
     since: float | None = None
 
     def pending_record(self) -> dict:
@@ -67,6 +69,7 @@ class GapManager:
         self._active = subscriptions_active  # callable -> {symbol: exchange}
         self.open: dict[str, OpenGap] = {}
         self._backfills: asyncio.Queue[OpenGap] = asyncio.Queue()
+        self._queued: Counter[str] = Counter()  # symbols of the gaps in _backfills
         self._pending_file = Path(spool_dir) / "gaps.jsonl"
         self.stall_timeout_s = stall_timeout_s
         self.metrics = metrics
@@ -144,13 +147,13 @@ class GapManager:
         self.ingest.awaiting_first_trade.discard(symbol)
         if gap is not None:
             gap.end = max(at, gap.start)
-            self._backfills.put_nowait(gap)
+            self._enqueue(gap)
 
     def unsettled(self) -> set[str]:
         """Symbols with an outage not yet recorded in the database or on disk (open, or waiting for
         or in the middle of its backfill): what a SIGKILL now would lose track of."""
         out = set(self.open)
-        out.update(g.symbol for g in self._backfills._queue)  # noqa: SLF001 - a peek, no API for it
+        out.update(symbol for symbol, n in self._queued.items() if n)
         if self._current is not None:
             out.add(self._current.symbol)
         return out
@@ -169,7 +172,15 @@ class GapManager:
         gap = self.open.pop(symbol, None)
         if gap is not None:
             gap.end = ts
-            self._backfills.put_nowait(gap)
+            self._enqueue(gap)
+
+    def _enqueue(self, gap: OpenGap) -> None:
+        self._queued[gap.symbol] += 1
+        self._backfills.put_nowait(gap)
+
+    def _dequeue(self, gap: OpenGap) -> OpenGap:
+        self._queued[gap.symbol] -= 1
+        return gap
 
     def forget(self, symbol: str) -> None:
         self.open.pop(symbol, None)
@@ -219,7 +230,7 @@ class GapManager:
         shutdown path bounds how long) rather than drop it."""
         while not (stop.is_set() and self._backfills.empty()):
             try:
-                gap = await asyncio.wait_for(self._backfills.get(), timeout=0.5)
+                gap = self._dequeue(await asyncio.wait_for(self._backfills.get(), timeout=0.5))
             except TimeoutError:
                 continue
             self._current = gap
@@ -231,7 +242,7 @@ class GapManager:
         the next start's restart gap covers the same span and backfills it."""
         pending = [self._current] if self._current is not None else []
         while not self._backfills.empty():
-            pending.append(self._backfills.get_nowait())
+            pending.append(self._dequeue(self._backfills.get_nowait()))
         t = self.clock.now()
         # An outage still open that so far lies inside each market's close lost nothing (yet).
         pending += [g for g in self.open.values()
