@@ -226,7 +226,7 @@ def _paged(kind: RowKind, path: str, op_id: str, summary: str, schema: str) -> O
 
 OPERATIONS: tuple[Op, ...] = (
     Op("get", "/health", "getHealth", "PostgreSQL and Redis reachability, and the collector's heartbeat", "Health",
-       "Both answer", tag="service", open=True),
+       "Both answer", errors={"503": "PostgreSQL or Redis does not answer"}, tag="service", open=True),
     Op("get", "/api/stats", "getStats", "Row counts and time spans per table, from counters maintained with "
        "every batch", "Stats", "Statistics", errors={"503": DB_UNAVAILABLE}, tag="service"),
     Op("get", "/api/symbols", "getSymbols", "Symbols with data in the last 24 hours, with exact counts", "Symbols",

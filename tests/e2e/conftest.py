@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from devstack.testing import StackProcess
+from rdc_common.clock import default_clock
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,7 @@ def research(pg, migrated_template) -> Research:
 
     url = pg.create_database(template=migrated_template)
     try:
-        market, day = build_research_market(url, dt.datetime.now(dt.UTC))
+        market, day = build_research_market(url, default_clock().now_dt())  # the suite clock
         yield Research(url, market, day)
     finally:
         pg.drop_database(url)
