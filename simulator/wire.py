@@ -29,6 +29,12 @@ def varint(value: int) -> bytes:
         return _VARINT_TABLE[value]
     if value < 2097152:  # microseconds of a second land here: keep it branch-light
         return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
+    if value < 34359738368:  # nanoseconds of a second (4 or 5 bytes), one per trade
+        if value < 268435456:
+            return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, ((value >> 14) & 0x7F) | 0x80,
+                          value >> 21))
+        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, ((value >> 14) & 0x7F) | 0x80,
+                      ((value >> 21) & 0x7F) | 0x80, value >> 28))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -135,6 +141,9 @@ F_EXCHANGE = 110101
 F_PRESENCE_BITS = 149138
 F_SSBOE = 150100
 F_USECS = 150101
+F_SOURCE_SSBOE = 150400
+F_SOURCE_USECS = 150401
+F_SOURCE_NSECS = 150404
 F_TRADE_PRICE = 100006
 F_TRADE_SIZE = 100178
 F_AGGRESSOR = 112003
@@ -174,6 +183,8 @@ T_TRADE_SIZE = tag(F_TRADE_SIZE, 0)
 T_AGGRESSOR = tag(F_AGGRESSOR, 0)
 T_VOLUME = tag(F_VOLUME, 0)
 T_USECS = tag(F_USECS, 0)
+T_SOURCE_USECS = tag(F_SOURCE_USECS, 0)
+T_SOURCE_NSECS = tag(F_SOURCE_NSECS, 0)
 T_BID_PRICE = tag(F_BID_PRICE, 1)
 T_BID_SIZE = tag(F_BID_SIZE, 0)
 T_ASK_PRICE = tag(F_ASK_PRICE, 1)
@@ -192,11 +203,16 @@ def ssboe_field(second: int) -> bytes:
     return field_varint(F_SSBOE, second)
 
 
+def source_ssboe_field(second: int) -> bytes:
+    return field_varint(F_SOURCE_SSBOE, second)
+
+
 class HotEncoder:
     """Hand-encodes one instrument's LastTrade, BestBidOffer and OrderBook messages as frames.
 
     Prices are tick counts; each price field is packed once per instrument. ``tfield`` is the
-    encoded ssboe + usecs pair of the event, shared by the messages it produces.
+    encoded ssboe + usecs pair of the event, shared by its BBO and OrderBook messages; a LastTrade
+    gets its own, the exchange's source_ssboe/usecs/nsecs and the gateway's ssboe/usecs.
     """
 
     def __init__(self, symbol: str, exchange: str, price_of):
@@ -232,7 +248,7 @@ class HotEncoder:
         return f
 
     def last_trade(self, tfield: bytes, trade: tuple) -> bytes:
-        """``trade`` = (px, size, aggressor, volume)."""
+        """``trade`` = (px, size, aggressor, volume); ``tfield`` its encoded source and gateway times."""
         px = trade[0]
         pf = self._lt_price.get(px) or self._field(self._lt_price, T_PRICE, px)
         body = b"".join(
