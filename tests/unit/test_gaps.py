@@ -1,0 +1,59 @@
+"""Which of the history plant's trades a gap's backfill takes: every trade the live stream missed,
+none it stored, also when trades share a boundary's microsecond (real exchanges print several
+trades in one microsecond; the simulator never does)."""
+
+import datetime as dt
+
+import pytest
+
+from collector_ecs.gaps import OpenGap, missed_trades
+from collector_ecs.parsing import exchange_time
+
+pytestmark = pytest.mark.unit
+NOW = dt.datetime(2026, 11, 24, 14, 30, tzinfo=dt.UTC)
+S = 1_795_000_000
+
+
+def row(usecs: int, price: float, size: int, backfilled=True):
+    return (exchange_time(S, usecs), "ESZ6", "CME", price, size, "BUY", None, NOW, backfilled, None, None)
+
+
+def gap(start, held, end, first_after):
+    return OpenGap("ESZ6", "CME", exchange_time(S, start), "disconnect", end=exchange_time(S, end),
+                   held_at_start=held, first_after=first_after)
+
+
+def test_distinct_timestamps_take_exactly_the_trades_strictly_between_the_boundaries():
+    history = [row(10, 1.0, 1), row(20, 2.0, 1), row(30, 3.0, 1), row(40, 4.0, 1)]
+    assert missed_trades(history, gap(10, 1, 40, row(40, 4.0, 1, False))) == history[1:3]
+
+
+def test_trades_sharing_the_start_microsecond_after_the_stored_ones_are_backfilled():
+    # three trades in microsecond 10; two arrived before the outage, the third was missed
+    history = [row(10, 1.0, 1), row(10, 1.0, 1), row(10, 1.25, 2), row(20, 2.0, 1), row(30, 3.0, 1)]
+    got = missed_trades(history, gap(10, 2, 30, row(30, 3.0, 1, False)))
+    assert got == [history[2], history[3]]
+
+
+def test_trades_sharing_the_end_microsecond_before_the_first_live_one_are_backfilled():
+    history = [row(10, 1.0, 1), row(20, 2.0, 1), row(30, 3.0, 1), row(30, 3.25, 4), row(30, 3.0, 1)]
+    # the first trade received after the outage is the second one of microsecond 30
+    got = missed_trades(history, gap(10, 1, 30, row(30, 3.25, 4, False)))
+    assert got == [history[1], history[2]]
+
+
+def test_when_the_first_live_trade_is_not_in_the_replay_nothing_of_its_microsecond_is_taken():
+    history = [row(10, 1.0, 1), row(20, 2.0, 1), row(30, 3.0, 1)]
+    assert missed_trades(history, gap(10, 1, 30, row(30, 9.0, 9, False))) == [history[1]]
+
+
+def test_a_gap_inside_one_microsecond():
+    history = [row(10, 1.0, 1), row(10, 1.5, 1), row(10, 1.75, 1), row(10, 2.0, 1)]
+    # stored: the first; missed: the next two; the fourth is the first trade after the outage
+    assert missed_trades(history, gap(10, 1, 10, row(10, 2.0, 1, False))) == history[1:3]
+
+
+def test_identical_prints_are_never_duplicated():
+    # A, A at microsecond 30, the live stream resumed with the first A: nothing before it was missed
+    history = [row(20, 2.0, 1), row(30, 3.0, 1), row(30, 3.0, 1)]
+    assert missed_trades(history, gap(20, 1, 30, row(30, 3.0, 1, False))) == []
