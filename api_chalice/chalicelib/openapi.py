@@ -57,17 +57,39 @@ def _schemas() -> dict[str, dict]:
                    "recent_hour_count": INT,
                    "estimated": {"type": "array", "items": STR,
                                  "description": "Which figures of this object are planner estimates"}}
+    latency = _obj({"p50_ms": NUM, "p99_ms": NUM, "samples": INT,
+                    "as_of": {**TS, "description": "received_at of the newest trade summarised"}})
     heartbeat = _obj({"collector_id": STR, "connected": BOOL, "last_message_at": _nullable(TS),
                       "messages_per_s": NUM, "queue_depth": INT, "spool_bytes": INT, "updated_at": TS,
-                      "age_s": NUM})
+                      "age_s": NUM,
+                      "latency": {"type": "object", "additionalProperties": latency,
+                                  "description": "Per symbol: received_at minus the trade's exchange time (to the "
+                                  "nanosecond where the trade carries it), median and 99th percentile in "
+                                  "milliseconds, over the trades received in the heartbeat interval (at most the "
+                                  "last 4,096); a quiet symbol keeps its last figures, with their as_of"}})
     return {
         "Error": _obj({"error": STR, "message": STR, "request_id": STR}),
-        "Tick": _obj({"timestamp": TS, "symbol": STR, "price": NUM,
+        "Tick": _obj({"timestamp": {**TS, "description": "The exchange's time of the trade, to the microsecond "
+                                    "(LastTrade source_ssboe/source_usecs; ssboe/usecs when the gateway sent no "
+                                    "source time)"},
+                      "symbol": STR, "price": NUM,
                       "volume": {**INT, "description": "Trade size in contracts"},
                       "direction": _nullable({"type": "string", "enum": ["BUY", "SELL"],
                                               "description": "Aggressor side; null when the exchange did not say"}),
                       "trade_type": {"type": "string", "enum": ["trade"]}, "exchange": STR,
-                      "backfilled": {**BOOL, "description": "Recovered from the history plant after a gap"}}),
+                      "backfilled": {**BOOL, "description": "Recovered from the history plant after a gap"},
+                      "timestamp_ns": {"type": "string", "pattern": "^[0-9]+$",
+                                       "description": "The same exchange time in nanoseconds since the Unix epoch, "
+                                       "as a decimal string (it exceeds the integers a JSON number carries exactly "
+                                       "in JavaScript). Exact when the exchange sent nanoseconds; for rows without "
+                                       "them (backfilled trades: the history replay has microseconds; rows stored "
+                                       "before nanoseconds were kept) it is timestamp's microseconds x 1000"},
+                      "gateway_at": _nullable({**TS, "description": "When Rithmic's ticker plant stamped the trade "
+                                               "(LastTrade ssboe/usecs), a few hundred microseconds after "
+                                               "timestamp; null for backfilled trades and rows stored before it "
+                                               "was kept"})},
+                     required=["timestamp", "symbol", "price", "volume", "direction", "trade_type", "exchange",
+                               "backfilled", "timestamp_ns", "gateway_at"]),
         "Quote": _obj({"timestamp": TS, "symbol": STR, "exchange": STR, "bid_price": _nullable(NUM),
                        "bid_size": _nullable(INT), "bid_orders": _nullable(INT), "ask_price": _nullable(NUM),
                        "ask_size": _nullable(INT), "ask_orders": _nullable(INT)}),
