@@ -72,7 +72,7 @@ class Ingest:
         arrived (the reader stamps a whole read at once); now when not given.
 
         Runs for every message, so: branches in order of frequency (book, quote, trade) and
-        no per-message bookkeeping beyond a counter."""
+        no per-message bookkeeping beyond a counter (and, per trade, one append to its ring)."""
         try:
             tid, payload = split_frame(frame)
         except FrameError as exc:
