@@ -93,21 +93,25 @@ def decode_trade(payload: bytes, received_at: dt.datetime) -> tuple | None:
     bits = m.presence_bits
     if m.is_snapshot or not (bits & _LT_TRADE_BIT):
         return None
-    gs = m.ssboe
-    fields = _SECONDS.get(gs) or _second(gs)
-    gateway = _datetime(*fields, m.usecs, UTC)
     ss = m.source_ssboe
     if ss:
-        if ss != gs:  # the gateway stamped it in the next second
-            fields = _SECONDS.get(ss) or _second(ss)
+        fields = _SECONDS.get(ss) or _second(ss)
         ns = m.source_nsecs
         if 0 < ns < _NS_PER_S:
             ts = _datetime(*fields, ns // 1000, UTC)
             ns += ss * _NS_PER_S
         else:  # microseconds only
             ts, ns = _datetime(*fields, m.source_usecs, UTC), None
+        gs = m.ssboe
+        if gs == ss:
+            gateway = _datetime(*fields, m.usecs, UTC)
+        elif gs:  # stamped in the next second
+            gateway = _datetime(*(_SECONDS.get(gs) or _second(gs)), m.usecs, UTC)
+        else:
+            gateway = None
     else:
-        ts, ns = gateway, None
+        ts = gateway = _datetime(*(_SECONDS.get(m.ssboe) or _second(m.ssboe)), m.usecs, UTC)
+        ns = None
     aggressor = m.aggressor
     return (
         ts, m.symbol, m.exchange,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import array
 import bisect
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import math
@@ -225,7 +226,29 @@ def _decomp_key(key: int, side: int, px: int, size: int) -> int:
 GATEWAY_MIN_US = 150  # the gateway stamps a trade 150..600 us after the exchange
 GATEWAY_SPAN_US = 450
 _DELAY_STEP_US = 1000  # the delay moves linearly between values drawn every millisecond
-_NS_KEY = 0x2545F4914F6CDD1D
+_NS_MULT = 2654435761  # Knuth's multiplicative hash: sub-microsecond digits from the microsecond
+
+
+@functools.lru_cache(maxsize=256)
+def clock_table(key: int, second: int) -> tuple[tuple[int, ...], int]:
+    """What the trade clocks of one instrument's second derive from: the gateway's delay at each of
+    its 1,001 millisecond marks (the last is the next second's first, so delays join up), and the
+    salt of its sub-microsecond digits. Drawn once per second, so a trade costs small-int arithmetic."""
+    base = second * 1000
+    delays = tuple(((((key + base + q) * _GOLD) & M64) >> 32) % (GATEWAY_SPAN_US + 1) for q in range(1001))
+    return delays, mix64((key ^ second) & M64) & 0xFFFFF
+
+
+def stamps_in(table: tuple[tuple[int, ...], int], second: int, usecs: int) -> tuple[int, int, int]:
+    """trade_stamps with the second's clock_table already in hand (the feed's hot path)."""
+    delays, salt = table
+    q, r = divmod(usecs, _DELAY_STEP_US)
+    d0 = delays[q]
+    g = usecs + GATEWAY_MIN_US + d0 + (delays[q + 1] - d0) * r // _DELAY_STEP_US
+    nsecs = usecs * 1000 + (((usecs ^ salt) * _NS_MULT) >> 16) % 1000
+    if g >= 1_000_000:
+        return nsecs, second + 1, g - 1_000_000
+    return nsecs, second, g
 
 
 def trade_stamps(key: int, second: int, usecs: int) -> tuple[int, int, int]:
@@ -235,14 +258,7 @@ def trade_stamps(key: int, second: int, usecs: int) -> tuple[int, int, int]:
     deterministic 0..999). The gateway's delay drifts (slope under 1/2), so gateway stamps never
     run backwards while exchange times move forward, and it may carry into the next second.
     """
-    t = second * 1_000_000 + usecs
-    j, r = divmod(t, _DELAY_STEP_US)
-    d0 = ((((key + j) * _GOLD) & M64) >> 32) % (GATEWAY_SPAN_US + 1)
-    d1 = ((((key + j + 1) * _GOLD) & M64) >> 32) % (GATEWAY_SPAN_US + 1)
-    g = t + GATEWAY_MIN_US + d0 + (d1 - d0) * r // _DELAY_STEP_US
-    nsecs = usecs * 1000 + (((((key ^ _NS_KEY) + t) * _GOLD) & M64) >> 40) % 1000
-    gs, gu = divmod(g, 1_000_000)
-    return nsecs, gs, gu
+    return stamps_in(clock_table(key, second), second, usecs)
 
 
 class Market:
@@ -658,7 +674,7 @@ class Tape:
             self._gateway_prefix = (self._tprefix, ssboe_field(second + 1) + T_USECS)
         e = self._encoder
         tprefix, source_prefix, gateway_prefix = self._tprefix, self._source_prefix, self._gateway_prefix
-        key = self.inst.key
+        clock = clock_table(self.inst.key, second) if mask & 1 else None
         want_lt, want_bbo, want_book = mask & 1, mask & 2, mask & 4
         lt, bbo_, book_ = e.last_trade, e.bbo, e.book
         events = self.events
@@ -668,9 +684,9 @@ class Tape:
             uf = varint(off)
             tf = tprefix + uf
             if want_lt and trade is not None:
-                nsecs, gs, gu = trade_stamps(key, second, off)
-                out = lt(source_prefix + uf + T_SOURCE_NSECS + varint(nsecs) + gateway_prefix[gs - second]
-                         + varint(gu), trade)
+                nsecs, gs, gu = stamps_in(clock, second, off)
+                out = lt(b"".join((source_prefix, uf, T_SOURCE_NSECS, varint(nsecs), gateway_prefix[gs - second],
+                                   varint(gu))), trade)
             else:
                 out = b""
             if want_bbo and bbo is not None:

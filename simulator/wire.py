@@ -27,14 +27,12 @@ def varint(value: int) -> bytes:
     """Protobuf base-128 varint of a non-negative integer."""
     if value < 16384:
         return _VARINT_TABLE[value]
-    if value < 2097152:  # microseconds of a second land here: keep it branch-light
-        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
-    if value < 34359738368:  # nanoseconds of a second (4 or 5 bytes), one per trade
-        if value < 268435456:
-            return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, ((value >> 14) & 0x7F) | 0x80,
-                          value >> 21))
-        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, ((value >> 14) & 0x7F) | 0x80,
-                      ((value >> 21) & 0x7F) | 0x80, value >> 28))
+    # Every 14 bits are two bytes with the continuation bit set: the microseconds of each event
+    # (3 bytes) and a trade's nanoseconds (4 or 5) are two or three table lookups.
+    if value < 268435456:
+        return _LOW14[value & 0x3FFF] + _VARINT_TABLE[value >> 14]
+    if value < 4398046511104:
+        return _LOW14[value & 0x3FFF] + _LOW14[(value >> 14) & 0x3FFF] + _VARINT_TABLE[value >> 28]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -45,6 +43,7 @@ def varint(value: int) -> bytes:
 
 # Sizes and counts are small: a table lookup beats building bytes for each.
 _VARINT_TABLE = [bytes([v]) if v < 0x80 else bytes([(v & 0x7F) | 0x80, v >> 7]) for v in range(16384)]
+_LOW14 = [bytes(((v & 0x7F) | 0x80, (v >> 7) | 0x80)) for v in range(16384)]
 
 
 def tag(field_number: int, wire_type: int) -> bytes:

@@ -65,6 +65,11 @@ def test_a_source_time_without_nanoseconds_keeps_its_microseconds_and_claims_no_
     assert row[10] == exchange_time(1_795_000_000, 300)
 
 
+def test_a_source_time_without_a_gateway_stamp_has_no_gateway_at():
+    row = decode_trade(_trade(source_ssboe=1_795_000_000, source_usecs=7, source_nsecs=7_001).SerializeToString(), NOW)
+    assert row[0] == exchange_time(1_795_000_000, 7) and row[9] == 1_795_000_000_000_007_001 and row[10] is None
+
+
 def test_snapshot_and_volume_only_last_trade_are_not_trades():
     snap = pb.last_trade_pb2.LastTrade(template_id=150, symbol="ESZ6", exchange="CME", presence_bits=1,
                                        is_snapshot=True, trade_price=1, trade_size=1, ssboe=1)
