@@ -57,3 +57,30 @@ def test_identical_prints_are_never_duplicated():
     # A, A at microsecond 30, the live stream resumed with the first A: nothing before it was missed
     history = [row(20, 2.0, 1), row(30, 3.0, 1), row(30, 3.0, 1)]
     assert missed_trades(history, gap(20, 1, 30, row(30, 3.0, 1, False))) == []
+
+
+def test_a_gap_starts_at_the_last_trade_received_counting_those_that_share_its_microsecond():
+    from async_rithmic import protocol_buffers as pb
+
+    from collector_ecs.ingest import Ingest
+
+    class Rows:
+        full = False
+
+        def appender(self, table):
+            return [].append
+
+    def frame(usecs, nsecs_part, price):
+        m = pb.last_trade_pb2.LastTrade(template_id=150, symbol="ESZ6", exchange="CME", presence_bits=1,
+                                        trade_price=price, trade_size=1, aggressor=1, source_ssboe=S,
+                                        source_usecs=usecs, source_nsecs=usecs * 1000 + nsecs_part,
+                                        ssboe=S, usecs=usecs + 300)
+        body = m.SerializeToString()
+        return len(body).to_bytes(4, "big") + body
+
+    ingest = Ingest(Rows())
+    assert ingest.last_trade("ESZ6") is None
+    for usecs, ns, price in ((5, 0, 1.0), (9, 100, 1.25), (9, 700, 1.5)):
+        assert ingest.handle(frame(usecs, ns, price), NOW)
+    # two trades in microsecond 9, told apart by their nanoseconds but stored in the same timestamp
+    assert ingest.last_trade("ESZ6") == (exchange_time(S, 9), 2)
