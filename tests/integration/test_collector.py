@@ -4,6 +4,7 @@ PostgreSQL and real Redis: what the market sent is what is stored."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import signal
@@ -56,7 +57,9 @@ def _queue_command(redis_url, op, symbol, exchange):
 @pytest.mark.parametrize("sim", ["ws", "wss"], indirect=True)  # the frame reader under plain TCP and TLS
 async def test_every_message_sent_is_stored_once_with_exchange_time(sim, database_url, redis_url, tmp_path):
     env = collector_env(sim, database_url, redis_url, tmp_path)
-    collector = Collector(settings_for(env), metrics_emit=lambda _: None)
+    emf: list[str] = []
+    # EMF lines at every heartbeat, so the run's latency figures are flushed within it
+    collector = Collector(dataclasses.replace(settings_for(env), metrics_interval_s=1.0), metrics_emit=emf.append)
     await collector.start()
     try:
         assert set(collector.subs.active) == {"ESZ6", "CLF7"}  # products resolved to front months
@@ -92,8 +95,10 @@ async def test_every_message_sent_is_stored_once_with_exchange_time(sim, databas
             assert row[:7] + row[8:] == want[:7] + want[8:], (row, want)
             assert row[9] // 1000 % 1_000_000 == row[0].microsecond and 150 <= (row[10] - row[0]).microseconds <= 601
         assert len({r[9] % 1000 for r in stored}) > 1, "sub-microsecond digits are kept"
-        # the heartbeat's exchange-to-collector latency (what /health shows)
+        # the heartbeat's exchange-to-collector latency (what /health shows), and the EMF metrics'
         assert 0 < latency[symbol]["p50_ms"] <= latency[symbol]["p99_ms"] < 5000 and latency[symbol]["samples"] > 0
+        lines = [d for d in map(json.loads, emf) if d.get("Symbol") == symbol]
+        assert lines and all(0 < d["ExchangeToCollectorP50"] <= d["ExchangeToCollectorP99"] for d in lines)
 
 
 async def test_subscription_requested_while_stopped_becomes_active_at_start(sim, database_url, redis_url, tmp_path):
