@@ -183,8 +183,9 @@ def build_market(url: str, now: dt.datetime) -> Market:
     for us in sorted(rng.randrange(span_us) for _ in range(700)):
         price += rng.choice((-0.25, 0, 0.25))
         live.append(tick(start + dt.timedelta(microseconds=us), "ESZ6", price, rng.randint(1, 20),
-                         rng.choice(("BUY", "SELL", "BUY", "SELL", None)), sub_us_ns=rng.randrange(1000),
-                         gateway_us=rng.randint(150, 600)))
+                         rng.choice(("BUY", "SELL", "BUY", "SELL", None)),
+                         # from `us`, not `rng`: the rest of the market draws from rng as it always did
+                         sub_us_ns=us * 7919 % 1000, gateway_us=150 + us % 451))
     run_ts = start + dt.timedelta(minutes=61, seconds=7, microseconds=123456)
     run = [tick(run_ts, "ESZ6", 6100.0 + i * 0.25, i + 1, "BUY" if i % 2 else "SELL", sub_us_ns=10 + 80 * i,
                 gateway_us=300 + i) for i in range(12)]
