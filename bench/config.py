@@ -31,17 +31,21 @@ class Sizes:
     tiers: tuple[tuple[str, int], ...]
     # rdc_client: downloads of the stored day's ticks of one symbol (raw pages and the client, each)
     client_reps: int = 3
+    # decoding cost before/after issue 20: messages decoded per round, interleaved rounds
+    decode_frames: int = 300_000
+    decode_rounds: int = 5
 
 
 TINY = Sizes(mode="tiny", send_seconds=1.0, ingest_warmup_s=1.0, ingest_window_s=1.5, copy_rows=20_000,
              seed_window_s=1.0, fresh_rate_per_symbol=500, fresh_warmup_s=1.0, fresh_window_s=1.5,
              api_requests=10, scale_requests=5, day_rows=10_000,
-             tiers=(("10M", 20_000), ("100M", 40_000)), client_reps=1)
+             tiers=(("10M", 20_000), ("100M", 40_000)), client_reps=1, decode_frames=20_000, decode_rounds=2)
 
 QUICK = Sizes(mode="quick", send_seconds=1.0, ingest_warmup_s=2.5, ingest_window_s=2.5, copy_rows=100_000,
               seed_window_s=1.5, fresh_rate_per_symbol=5000, fresh_warmup_s=1.0, fresh_window_s=2.0,
               api_requests=10, scale_requests=8, day_rows=100_000,
-              tiers=(("10M", 200_000), ("100M", 400_000)), client_reps=2)
+              tiers=(("10M", 200_000), ("100M", 400_000)), client_reps=2, decode_frames=100_000,
+              decode_rounds=3)
 
 FULL = Sizes(mode="full", send_seconds=10.0, ingest_warmup_s=8.0, ingest_window_s=20.0, copy_rows=2_000_000,
              seed_window_s=15.0, fresh_rate_per_symbol=5000, fresh_warmup_s=5.0, fresh_window_s=30.0,

@@ -298,8 +298,12 @@ def run_copy(stack: BenchStack, sizes, sample: list, batch_size: int) -> dict:
 _SEED_TABLE = {"tick_data": "seed_tick_data", "quote_data": "seed_quote_data", "level2_data": "seed_level2_data"}
 
 
+# The old design stored a trade's first nine fields; its tables have no nanoseconds or gateway column.
+_SEED_COLUMNS = {t: c[:9] if t == "tick_data" else c for t, c in COLUMNS.items()}
+
+
 def _seed_insert(table: str) -> str:
-    cols = COLUMNS[table]
+    cols = _SEED_COLUMNS[table]
     names = ", ".join(f'"{c}"' for c in cols)
     params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
     return f"INSERT INTO {_SEED_TABLE[table]} ({names}) VALUES ({params})"  # noqa: S608 - fixed names
@@ -315,7 +319,8 @@ async def _seed(url: str, sample: list[tuple[str, tuple]], seconds: float) -> di
         deadline = t0 + seconds
         while True:
             for table, row in sample:
-                await conn.execute(statements[table], *row)  # autocommit: one transaction per row
+                # autocommit: one transaction per row
+                await conn.execute(statements[table], *row[: len(_SEED_COLUMNS[table])])
                 n += 1
                 if n % 64 == 0 and time.perf_counter() > deadline:
                     break
@@ -383,6 +388,18 @@ def run_send(sizes, products) -> dict:
     doc = json.loads(res.stdout.strip().splitlines()[-1])
     return {"send_msgs_per_s": doc["messages_per_second"], "cpu_share": doc["simulator_cpu_share"],
             "msgs_per_cpu_s": doc["messages_per_cpu_second"], "symbols": doc["symbols"]}
+
+
+def run_decode_cost(sizes, products) -> dict:
+    """Decoding cost per message before and after issue 20, same frames, one process
+    (`python -m bench.decode_cost`); see that module for what "before" is."""
+    pairs = contracts(products)
+    argv = [sys.executable, "-m", "bench.decode_cost", "--frames", str(sizes.decode_frames),
+            "--rounds", str(sizes.decode_rounds), "--symbols", symbols_arg(pairs)]
+    res = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=600, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"bench.decode_cost failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def load_sample(path: Path) -> list:

@@ -39,6 +39,13 @@ KEYS: dict[str, str] = {
     "ingest.collector.cpu_share.collector": "collector process CPU (cores) during its window",
     "ingest.collector.cpu_share.postgres": "PostgreSQL CPU (cores) during the collector's window",
     "ingest.collector.cpu_share.simulator": "simulator CPU (cores) during the collector's window",
+    "decode_cost.handle_ns_before": ("Ingest.handle per message, the decoding before issue 20 "
+                                     "(python -m bench.decode_cost, same frames)"),
+    "decode_cost.handle_ns_after": "Ingest.handle per message as shipped",
+    "decode_cost.handle_change_pct": "after / before - 1, percent (negative: faster)",
+    "decode_cost.trade_ns_before": "parsing.decode_trade per LastTrade, before issue 20",
+    "decode_cost.trade_ns_after": "parsing.decode_trade per LastTrade as shipped (source and gateway clocks)",
+    "decode_cost.trade_change_pct": "after / before - 1, percent",
     "freshness_ms.p50": "median of (commit time - exchange time) per row",
     "freshness_ms.p99": "99th percentile of the same",
     "freshness_ms.msgs_per_s": "rate the collector actually committed during the freshness window",
@@ -164,6 +171,14 @@ def markdown(doc: dict) -> str:
         "",
         "CPU during the collector's window (cores): collector {collector}, PostgreSQL {postgres}, "
         "simulator {simulator}.".format(**ing["collector"]["cpu_share"]),
+        "",
+        "Decoding cost on {frames:,} captured simulator messages ({share:.0%} trades), before and after trades "
+        "kept both clocks (issue 20), same run: Ingest.handle {hb:,} → {ha:,} ns a message ({hp:+}%), "
+        "decode_trade {tb:,} → {ta:,} ns a trade ({tp:+}%).".format(
+            frames=doc["decode_cost"]["frames"], share=doc["decode_cost"]["trade_share"],
+            hb=doc["decode_cost"]["handle_ns_before"], ha=doc["decode_cost"]["handle_ns_after"],
+            hp=doc["decode_cost"]["handle_change_pct"], tb=doc["decode_cost"]["trade_ns_before"],
+            ta=doc["decode_cost"]["trade_ns_after"], tp=doc["decode_cost"]["trade_change_pct"]),
         "",
         f"Freshness at {_n(fr['msgs_per_s'])} msgs/s committed ({_n(fr['rate_asked_msgs_per_s'])} asked): "
         f"p50 {fr['p50']} ms, p90 {fr['p90']} ms, p99 {fr['p99']} ms, max {fr['max']} ms over {_n(fr['rows'])} rows; "

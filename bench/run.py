@@ -97,6 +97,13 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
         log(f"  {dec['msgs_per_s']:,} msgs/s")
         sample = ingest.load_sample(sample_file)
 
+        log("ingest: decoding cost per message, before and after trades kept both clocks (issue 20)")
+        cost = ingest.run_decode_cost(sizes, DEFAULT_PRODUCTS)
+        loads.append(load_1m())
+        log(f"  Ingest.handle {cost['handle_ns_before']:,} -> {cost['handle_ns_after']:,} ns/msg "
+            f"({cost['handle_change_pct']:+}%), decode_trade {cost['trade_ns_before']:,} -> "
+            f"{cost['trade_ns_after']:,} ns/trade ({cost['trade_change_pct']:+}%)")
+
         from collector_ecs.config import Settings
         batch_size = Settings.__dataclass_fields__["batch_size"].default
         log("ingest: (c) raw COPY")
@@ -111,6 +118,7 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
 
         c = col["msgs_per_s"]
         doc["simulator"] = {**sim, "send_over_collector": _ratio(sim["send_msgs_per_s"], c)}
+        doc["decode_cost"] = cost
         doc["ingest"] = {
             "collector_msgs_per_s": c,
             "stock_async_rithmic_msgs_per_s": stock["msgs_per_s"],

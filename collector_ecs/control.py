@@ -27,14 +27,19 @@ _OPEN_GAP = ("INSERT INTO gaps (symbol, exchange, gap_start, gap_end, cause, dro
 _CLOSE_GAP = ("UPDATE gaps SET gap_end = $2, backfilled = $3, backfilled_rows = $4 WHERE id = $1")
 _HEARTBEAT = (
     "INSERT INTO collector_heartbeat (collector_id, connected, last_message_at, messages_per_s, queue_depth, "
-    "spool_bytes, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (collector_id) DO UPDATE SET "
+    "spool_bytes, latency, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) "
+    "ON CONFLICT (collector_id) DO UPDATE SET "
     "connected = EXCLUDED.connected, last_message_at = EXCLUDED.last_message_at, "
     "messages_per_s = EXCLUDED.messages_per_s, queue_depth = EXCLUDED.queue_depth, "
-    "spool_bytes = EXCLUDED.spool_bytes, updated_at = EXCLUDED.updated_at"
+    "spool_bytes = EXCLUDED.spool_bytes, latency = EXCLUDED.latency, updated_at = EXCLUDED.updated_at"
 )
+# The last stored trade's timestamp per subscribed symbol, and how many trades share it (a
+# restart gap's backfill skips that many of the replay's trades at that microsecond).
 _LAST_TRADES = (
-    "SELECT s.symbol, s.exchange, c.last_ts FROM subscriptions s JOIN ingest_counters c "
-    "ON c.table_name = 'tick_data' AND c.symbol = s.symbol WHERE s.desired AND c.last_ts IS NOT NULL"
+    "SELECT s.symbol, s.exchange, c.last_ts, (SELECT count(*) FROM tick_data t"
+    " WHERE t.symbol = s.symbol AND t.\"timestamp\" = c.last_ts) AS held"
+    " FROM subscriptions s JOIN ingest_counters c"
+    " ON c.table_name = 'tick_data' AND c.symbol = s.symbol WHERE s.desired AND c.last_ts IS NOT NULL"
 )
 _PARTITIONS = "SELECT rdc_ensure_partitions($1::date, $2)"
 _PRUNE_BATCHES = "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(days => $1)"
@@ -110,9 +115,10 @@ class ControlStore:
         await self._execute(_CLOSE_GAP, gap_id, end, backfilled, rows)
 
     async def heartbeat(self, collector_id: str, connected: bool, last_message_at, rate: float,
-                        queue_depth: int, spool_bytes: int) -> None:
+                        queue_depth: int, spool_bytes: int, latency: str | None = None) -> None:
+        """`latency`: the per-symbol exchange-to-collector latency summary as JSON text."""
         await self._execute(_HEARTBEAT, collector_id, connected, last_message_at, rate, queue_depth, spool_bytes,
-                            self.clock.now_dt())
+                            latency, self.clock.now_dt())
 
     async def last_trades(self) -> list[asyncpg.Record]:
         return await self._fetch(_LAST_TRADES)

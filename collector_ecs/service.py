@@ -15,7 +15,7 @@ from pathlib import Path
 from .config import Settings
 from .control import ControlStore
 from .gaps import GapManager
-from .ingest import Ingest
+from .ingest import Ingest, latency_summary
 from .observability import Metrics
 from .parsing import COLUMNS
 from .session import RithmicSession
@@ -86,7 +86,7 @@ class Collector:
             last = await self.control.last_trades()
         except Exception:
             return
-        self.gaps.open_restart_gaps({r["symbol"]: (r["exchange"], r["last_ts"]) for r in last})
+        self.gaps.open_restart_gaps({r["symbol"]: (r["exchange"], r["last_ts"], r["held"]) for r in last})
 
     async def _on_dropped(self, batch, cause):
         await self.gaps.on_dropped(batch, cause)
@@ -142,6 +142,12 @@ class Collector:
         last_n, last_t = self.ingest.messages, time.monotonic()
         last_rows = dict(self.writer.rows_written)
         last_metrics, metrics_n = time.monotonic(), self.ingest.messages
+        # Latency: /health shows each symbol's figures over the trades since the previous
+        # heartbeat (a quiet symbol keeps its last ones, with their as_of); the EMF line those
+        # since the previous flush.
+        health_since: dict = {}
+        metrics_since: dict = {}
+        latency: dict[str, dict] = {}
         while not stop.is_set():
             await asyncio.sleep(2.0)
             now = time.monotonic()
@@ -152,9 +158,12 @@ class Collector:
             self.metrics.gauge("QueueDepth", self.writer.pending_rows)
             self.metrics.gauge("SpoolBytes", self.writer.spool.bytes)
             self.metrics.gauge("MessagesPerSecond", round(rate, 1))
+            for symbol, lat in latency_summary(self.ingest.recent_trades, health_since).items():
+                latency[symbol] = {**lat, "as_of": lat["as_of"].isoformat(timespec="microseconds")}
             try:
                 await self.control.heartbeat(self.settings.collector_id, connected, self.ingest.last_message_at,
-                                             rate, self.writer.pending_rows, self.writer.spool.bytes)
+                                             rate, self.writer.pending_rows, self.writer.spool.bytes,
+                                             json.dumps(latency))
                 await self.gaps.flush_pending()
             except Exception:
                 pass  # the database is away; the writer's spool and the health file carry on
@@ -166,6 +175,7 @@ class Collector:
                 self.metrics.gauge("MalformedFramesTotal", self.ingest.malformed)
                 # Book updates skipped after an outage until the next snapshot rebuilds the book.
                 self.metrics.gauge("BookUpdatesSkippedTotal", self.ingest.book_untrusted_dropped)
+                self.metrics.latency(latency_summary(self.ingest.recent_trades, metrics_since))
                 self.metrics.flush(self.settings.collector_id)
                 last_metrics, metrics_n = now, self.ingest.messages
 

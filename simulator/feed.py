@@ -18,6 +18,7 @@ from simulator.market import (
     Market,
     book_at,
     last_trade_before,
+    trade_stamps,
 )
 from simulator.mbo import PriceOrders, sequence_number
 
@@ -229,6 +230,7 @@ class Feed:
             last = last_trade_before(market, inst, sub.second, sub.index)
             if last is not None:
                 second, usecs, px, size, aggressor, volume = last
+                nsecs, gateway_second, gateway_usecs = trade_stamps(inst.key, second, usecs)
                 msg = wire.build(
                     "LastTrade",
                     symbol=inst.symbol,
@@ -239,8 +241,11 @@ class Feed:
                     trade_size=size,
                     aggressor=aggressor,
                     volume=volume,
-                    ssboe=second,
-                    usecs=usecs,
+                    source_ssboe=second,
+                    source_usecs=usecs,
+                    source_nsecs=nsecs,
+                    ssboe=gateway_second,
+                    usecs=gateway_usecs,
                 )
                 parts.append(wire.encode(msg))
                 c[3] += 1  # not a trade: counted apart, so last_trade counts trades only

@@ -17,6 +17,7 @@ from __future__ import annotations
 import array
 import bisect
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import math
@@ -35,7 +36,7 @@ from rdc_common.products import (
     normalize_exchange,
     normalize_symbol,
 )
-from simulator.wire import T_USECS, varint
+from simulator.wire import T_SOURCE_NSECS, T_SOURCE_USECS, T_USECS, varint
 
 LEVELS = 10  # price levels per side in every book
 ROLL_OFFSET = 999_999  # microsecond of the roll event, the last of each second
@@ -242,6 +243,50 @@ def _u01(x: int) -> float:
 
 def _decomp_key(key: int, side: int, px: int, size: int) -> int:
     return mix64((key ^ (side * 0x51ED270B27A1E5D5) ^ (px * 0x2545F4914F6CDD1D) ^ (size << 40)) & M64)
+
+
+# --- the clocks of a trade -----------------------------------------------------------------------
+# A LastTrade carries two times, as Rithmic's does: the exchange's (source_ssboe/usecs/nsecs, the
+# event itself) and the gateway's (ssboe/usecs, when the ticker plant stamped it). The tape's event
+# offset is the exchange time in microseconds; the nanoseconds and the gateway's delay are derived
+# from the instrument's seeded key and the trade's absolute microsecond, so a seed fixes both.
+
+GATEWAY_MIN_US = 150  # the gateway stamps a trade 150..600 us after the exchange
+GATEWAY_SPAN_US = 450
+_DELAY_STEP_US = 1000  # the delay moves linearly between values drawn every millisecond
+_NS_MULT = 2654435761  # Knuth's multiplicative hash: sub-microsecond digits from the microsecond
+
+
+@functools.lru_cache(maxsize=256)
+def clock_table(key: int, second: int) -> tuple[tuple[int, ...], int]:
+    """What the trade clocks of one instrument's second derive from: the gateway's delay at each of
+    its 1,001 millisecond marks (the last is the next second's first, so delays join up), and the
+    salt of its sub-microsecond digits. Drawn once per second, so a trade costs small-int arithmetic."""
+    base = second * 1000
+    delays = tuple(((((key + base + q) * _GOLD) & M64) >> 32) % (GATEWAY_SPAN_US + 1) for q in range(1001))
+    return delays, mix64((key ^ second) & M64) & 0xFFFFF
+
+
+def stamps_in(table: tuple[tuple[int, ...], int], second: int, usecs: int) -> tuple[int, int, int]:
+    """trade_stamps with the second's clock_table already in hand (the feed's hot path)."""
+    delays, salt = table
+    q, r = divmod(usecs, _DELAY_STEP_US)
+    d0 = delays[q]
+    g = usecs + GATEWAY_MIN_US + d0 + (delays[q + 1] - d0) * r // _DELAY_STEP_US
+    nsecs = usecs * 1000 + (((usecs ^ salt) * _NS_MULT) >> 16) % 1000
+    if g >= 1_000_000:
+        return nsecs, second + 1, g - 1_000_000
+    return nsecs, second, g
+
+
+def trade_stamps(key: int, second: int, usecs: int) -> tuple[int, int, int]:
+    """(source_nsecs, gateway ssboe, gateway usecs) of the trade at ``usecs`` into ``second``.
+
+    ``source_nsecs`` is the exchange's nanoseconds within the second (``usecs * 1000`` plus a
+    deterministic 0..999). The gateway's delay drifts (slope under 1/2), so gateway stamps never
+    run backwards while exchange times move forward, and it may carry into the next second.
+    """
+    return stamps_in(clock_table(key, second), second, usecs)
 
 
 class Market:
@@ -657,21 +702,32 @@ class Tape:
         return b"".join(enc[i:j])
 
     def _encode(self, mask: int, enc: list[bytes], j: int) -> None:
+        second = self.second
         if self._encoder is None:
-            from simulator.wire import HotEncoder, ssboe_field
+            from simulator.wire import HotEncoder, source_ssboe_field, ssboe_field
 
             self._encoder = HotEncoder(self.inst.symbol, self.inst.exchange, self.inst.price)
-            self._tprefix = ssboe_field(self.second) + T_USECS
+            self._tprefix = ssboe_field(second) + T_USECS
+            self._source_prefix = source_ssboe_field(second) + T_SOURCE_USECS
+            # a trade's gateway stamp is in this second or, late in it, the next
+            self._gateway_prefix = (self._tprefix, ssboe_field(second + 1) + T_USECS)
         e = self._encoder
-        tprefix = self._tprefix
+        tprefix, source_prefix, gateway_prefix = self._tprefix, self._source_prefix, self._gateway_prefix
+        clock = clock_table(self.inst.key, second) if mask & 1 else None
         want_lt, want_bbo, want_book = mask & 1, mask & 2, mask & 4
         lt, bbo_, book_ = e.last_trade, e.bbo, e.book
         events = self.events
         append = enc.append
         for k in range(len(enc), j):
             off, trade, bbo, groups = events[k]
-            tf = tprefix + varint(off)
-            out = lt(tf, trade) if want_lt and trade is not None else b""
+            uf = varint(off)
+            tf = tprefix + uf
+            if want_lt and trade is not None:
+                nsecs, gs, gu = stamps_in(clock, second, off)
+                out = lt(b"".join((source_prefix, uf, T_SOURCE_NSECS, varint(nsecs), gateway_prefix[gs - second],
+                                   varint(gu))), trade)
+            else:
+                out = b""
             if want_bbo and bbo is not None:
                 out += bbo_(tf, bbo)
             if want_book:
@@ -696,6 +752,12 @@ class Tape:
         """(usecs, px, size, aggressor, volume) of every trade in the second."""
         self.complete()
         return [(ev[0], *ev[1]) for ev in self.events if ev[1] is not None]
+
+    def trade_times(self):
+        """(usecs, source_nsecs, gateway ssboe, gateway usecs) of every trade in the second."""
+        self.complete()
+        key, second = self.inst.key, self.second
+        return [(ev[0], *trade_stamps(key, second, ev[0])) for ev in self.events if ev[1] is not None]
 
 
 @dataclass

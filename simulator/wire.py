@@ -27,8 +27,12 @@ def varint(value: int) -> bytes:
     """Protobuf base-128 varint of a non-negative integer."""
     if value < 16384:
         return _VARINT_TABLE[value]
-    if value < 2097152:  # microseconds of a second land here: keep it branch-light
-        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
+    # Every 14 bits are two bytes with the continuation bit set: the microseconds of each event
+    # (3 bytes) and a trade's nanoseconds (4 or 5) are two or three table lookups.
+    if value < 268435456:
+        return _LOW14[value & 0x3FFF] + _VARINT_TABLE[value >> 14]
+    if value < 4398046511104:
+        return _LOW14[value & 0x3FFF] + _LOW14[(value >> 14) & 0x3FFF] + _VARINT_TABLE[value >> 28]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -39,6 +43,7 @@ def varint(value: int) -> bytes:
 
 # Sizes and counts are small: a table lookup beats building bytes for each.
 _VARINT_TABLE = [bytes([v]) if v < 0x80 else bytes([(v & 0x7F) | 0x80, v >> 7]) for v in range(16384)]
+_LOW14 = [bytes(((v & 0x7F) | 0x80, (v >> 7) | 0x80)) for v in range(16384)]
 
 
 def tag(field_number: int, wire_type: int) -> bytes:
@@ -135,6 +140,9 @@ F_EXCHANGE = 110101
 F_PRESENCE_BITS = 149138
 F_SSBOE = 150100
 F_USECS = 150101
+F_SOURCE_SSBOE = 150400
+F_SOURCE_USECS = 150401
+F_SOURCE_NSECS = 150404
 F_TRADE_PRICE = 100006
 F_TRADE_SIZE = 100178
 F_AGGRESSOR = 112003
@@ -174,6 +182,8 @@ T_TRADE_SIZE = tag(F_TRADE_SIZE, 0)
 T_AGGRESSOR = tag(F_AGGRESSOR, 0)
 T_VOLUME = tag(F_VOLUME, 0)
 T_USECS = tag(F_USECS, 0)
+T_SOURCE_USECS = tag(F_SOURCE_USECS, 0)
+T_SOURCE_NSECS = tag(F_SOURCE_NSECS, 0)
 T_BID_PRICE = tag(F_BID_PRICE, 1)
 T_BID_SIZE = tag(F_BID_SIZE, 0)
 T_ASK_PRICE = tag(F_ASK_PRICE, 1)
@@ -192,11 +202,16 @@ def ssboe_field(second: int) -> bytes:
     return field_varint(F_SSBOE, second)
 
 
+def source_ssboe_field(second: int) -> bytes:
+    return field_varint(F_SOURCE_SSBOE, second)
+
+
 class HotEncoder:
     """Hand-encodes one instrument's LastTrade, BestBidOffer and OrderBook messages as frames.
 
     Prices are tick counts; each price field is packed once per instrument. ``tfield`` is the
-    encoded ssboe + usecs pair of the event, shared by the messages it produces.
+    encoded ssboe + usecs pair of the event, shared by its BBO and OrderBook messages; a LastTrade
+    gets its own, the exchange's source_ssboe/usecs/nsecs and the gateway's ssboe/usecs.
     """
 
     def __init__(self, symbol: str, exchange: str, price_of):
@@ -232,7 +247,7 @@ class HotEncoder:
         return f
 
     def last_trade(self, tfield: bytes, trade: tuple) -> bytes:
-        """``trade`` = (px, size, aggressor, volume)."""
+        """``trade`` = (px, size, aggressor, volume); ``tfield`` its encoded source and gateway times."""
         px = trade[0]
         pf = self._lt_price.get(px) or self._field(self._lt_price, T_PRICE, px)
         body = b"".join(

@@ -79,8 +79,16 @@ _TABLE_STATS = {"total_records": INT, "earliest_timestamp": nullable(TS), "lates
                 "recent_hour_count": INT,
                 "estimated": {**array(STR), "description": "Which figures of this object are planner estimates"}}
 _LEVEL = obj({"price": NUM, "size": INT, "orders": nullable(INT)})
+_LATENCY = obj({"p50_ms": NUM, "p99_ms": NUM, "samples": INT,
+                "as_of": {**TS, "description": "received_at of the newest trade summarised"}})
 _HEARTBEAT = obj({"collector_id": STR, "connected": BOOL, "last_message_at": nullable(TS), "messages_per_s": NUM,
-                  "queue_depth": INT, "spool_bytes": INT, "updated_at": TS, "age_s": NUM})
+                  "queue_depth": INT, "spool_bytes": INT, "updated_at": TS, "age_s": NUM,
+                  "latency": {"type": "object", "additionalProperties": _LATENCY,
+                              "description": "Per symbol: received_at minus the trade's exchange time (to the "
+                                             "nanosecond where the trade carries it), median and 99th percentile "
+                                             "in milliseconds, over the trades received in the heartbeat interval "
+                                             "(at most the last 4,096); a quiet symbol keeps its last figures, "
+                                             "with their as_of"}})
 
 SCHEMAS: dict[str, dict] = {
     "Error": obj({"error": {**STR, "description": "A short title"},
@@ -94,12 +102,24 @@ SCHEMAS: dict[str, dict] = {
                       required=["error", "message"],
                       description="An error answered by what stands in front of the API (NGINX locally, API "
                                   "Gateway in AWS): rate limit, API unreachable or too slow"),
-    "Tick": obj({"timestamp": TS, "symbol": STR, "price": NUM,
+    "Tick": obj({"timestamp": {**TS, "description": "The exchange's time of the trade, to the microsecond "
+                                    "(LastTrade source_ssboe/source_usecs; ssboe/usecs when the gateway sent no "
+                                    "source time)"},
+                 "symbol": STR, "price": NUM,
                  "volume": {**INT, "description": "Trade size in contracts"},
                  "direction": nullable(enum("BUY", "SELL",
                                             description="Aggressor side; null when the exchange did not say")),
                  "trade_type": enum("trade"), "exchange": STR,
-                 "backfilled": {**BOOL, "description": "Recovered from the history plant after a gap"}}),
+                 "backfilled": {**BOOL, "description": "Recovered from the history plant after a gap"},
+                 "timestamp_ns": {"type": "string", "pattern": "^[0-9]+$",
+                                  "description": "The same exchange time in nanoseconds since the Unix epoch, as a "
+                                  "decimal string (it exceeds the integers a JSON number carries exactly in "
+                                  "JavaScript). Exact when the exchange sent nanoseconds; for rows without them "
+                                  "(backfilled trades: the history replay has microseconds; rows stored before "
+                                  "nanoseconds were kept) it is timestamp's microseconds x 1000"},
+                 "gateway_at": nullable({**TS, "description": "When Rithmic's ticker plant stamped the trade "
+                                         "(LastTrade ssboe/usecs), a few hundred microseconds after timestamp; null "
+                                         "for backfilled trades and rows stored before it was kept"})}),
     "Quote": obj({"timestamp": TS, "symbol": STR, "exchange": STR, "bid_price": nullable(NUM),
                   "bid_size": nullable(INT), "bid_orders": nullable(INT), "ask_price": nullable(NUM),
                   "ask_size": nullable(INT), "ask_orders": nullable(INT)}),

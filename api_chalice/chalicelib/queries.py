@@ -9,7 +9,7 @@ An absent bound is passed as -infinity/infinity so one statement serves every co
 PING = "SELECT 1"
 
 LATEST_HEARTBEAT = """
-SELECT collector_id, connected, last_message_at, messages_per_s, queue_depth, spool_bytes, updated_at
+SELECT collector_id, connected, last_message_at, messages_per_s, queue_depth, spool_bytes, latency, updated_at
 FROM collector_heartbeat
 ORDER BY updated_at DESC
 LIMIT 1
@@ -58,7 +58,7 @@ ORDER BY symbol
 # after, $6 limit.
 
 TICKS_DESC = """
-SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled
+SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled, timestamp_ns, gateway_at
 FROM tick_data
 WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) < ($4, $5)
 ORDER BY "timestamp" DESC, id DESC
@@ -66,7 +66,7 @@ LIMIT $6
 """
 
 TICKS_ASC = """
-SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled
+SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled, timestamp_ns, gateway_at
 FROM tick_data
 WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) > ($4, $5)
 ORDER BY "timestamp", id

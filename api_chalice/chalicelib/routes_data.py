@@ -23,6 +23,8 @@ bp = Blueprint(__name__)
 UTC = dt.UTC
 NEG_INF = dt.datetime.min.replace(tzinfo=UTC)  # sent to PostgreSQL as -infinity
 POS_INF = dt.datetime.max.replace(tzinfo=UTC)  # and infinity
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_US = dt.timedelta(microseconds=1)
 
 
 def _query() -> dict[str, str]:
@@ -40,9 +42,17 @@ def _levels(prices, sizes, orders) -> list[dict]:
 
 
 def tick_json(r: asyncpg.Record) -> dict:
-    return {"timestamp": _ts(r["timestamp"]), "symbol": r["symbol"], "price": r["price"], "volume": r["size"],
+    """A trade as the contract shows it, plus its nanoseconds and the gateway's stamp.
+
+    `timestamp_ns` is a decimal string (epoch nanoseconds exceed the 2**53 a JavaScript number
+    holds exactly); for a row that carries no nanoseconds it is `timestamp`'s microseconds x 1000.
+    """
+    ts, ns, gateway = r["timestamp"], r["timestamp_ns"], r["gateway_at"]
+    return {"timestamp": _ts(ts), "symbol": r["symbol"], "price": r["price"], "volume": r["size"],
             "direction": r["aggressor"], "trade_type": "trade", "exchange": r["exchange"],
-            "backfilled": r["backfilled"]}
+            "backfilled": r["backfilled"],
+            "timestamp_ns": str(ns) if ns is not None else str((ts - _EPOCH) // _US * 1000),
+            "gateway_at": _ts(gateway) if gateway is not None else None}
 
 
 def quote_json(r: asyncpg.Record) -> dict:

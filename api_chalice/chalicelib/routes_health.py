@@ -8,6 +8,7 @@ so they answer in milliseconds at any size.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import asyncpg
 from chalice import Blueprint, Response
@@ -37,7 +38,9 @@ def _heartbeat_json(row: asyncpg.Record | None, now: dt.datetime) -> dict | None
             "last_message_at": _ts(row["last_message_at"]), "messages_per_s": row["messages_per_s"],
             "queue_depth": row["queue_depth"], "spool_bytes": row["spool_bytes"],
             "updated_at": _ts(row["updated_at"]),
-            "age_s": round((now - row["updated_at"]).total_seconds(), 3)}
+            "age_s": round((now - row["updated_at"]).total_seconds(), 3),
+            # jsonb arrives as its text (no codec is registered); a collector older than sql/005 wrote none
+            "latency": json.loads(row["latency"]) if row["latency"] is not None else {}}
 
 
 @bp.route("/health", methods=["GET"])

@@ -7,7 +7,6 @@ binaries here), it is handed a fresh database and that Redis instead of starting
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 import shutil

@@ -22,7 +22,17 @@ from collector_ecs.service import Collector
 from devstack.services import Postgres, Redis, free_port
 from simulator.testing import SimulatorProcess
 
-from .collector_helpers import CollectorProcess, collector_env, counts, sent_by_table, settings_for, wait_until
+from .collector_helpers import (
+    CollectorProcess,
+    collector_env,
+    counts,
+    live_rows,
+    rates_from,
+    sent_by_table,
+    settings_for,
+    stored_trades,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 SYMBOLS = ("ESZ6", "CLF7")
@@ -93,6 +103,28 @@ async def _assert_trades_complete(sim, db_url):
             assert stored == truth, (symbol, len(stored), len(truth), len(truth - stored), len(stored - truth))
     finally:
         await conn.close()
+
+
+async def _assert_backfilled_trades_equal_the_live_ones(db_url, seed: int, rate) -> None:
+    """Every stored trade against the one the simulator sent (or would have sent) live, decoded by the
+    collector: a live row equals it on every field but received_at; a backfilled row equals it on every
+    field the history plant's replay carries (the exchange timestamp to the microsecond, symbol,
+    exchange, price, size, side) and leaves the ones it does not carry (cumulative volume, nanoseconds,
+    gateway stamp) empty rather than invented."""
+    backfilled = 0
+    for symbol in SYMBOLS:
+        stored = await stored_trades(db_url, symbol)
+        truth = live_rows(seed, rate, symbol, (int(r[0].timestamp()) for r in stored))
+        for row in stored:
+            live = truth[row[0]]
+            if row[8]:
+                backfilled += 1
+                assert row[:6] == live[:6], (row, live)
+                assert (row[6], row[9], row[10]) == (None, None, None), row
+                assert live[9] // 1000 % 1_000_000 == row[0].microsecond  # the live nanoseconds truncate to it
+            else:
+                assert row[:7] + row[8:] == live[:7] + live[8:], (row, live)
+    assert backfilled > 0
 
 
 async def _gaps(db_url, cause=None):
@@ -202,7 +234,7 @@ async def test_full_spool_drops_are_recorded_exactly(sim, own_pg, redis_url, tmp
 # -- Process faults ------------------------------------------------------------------------
 
 async def test_sigterm_during_burst_then_restart(sim, database_url, redis_url, tmp_path):
-    sim.set_rate(3000)
+    effective = sim.set_rate(3000)["effective_from"]
     env = collector_env(sim, database_url, redis_url, tmp_path)
     for _ in range(2):
         proc = CollectorProcess(env, tmp_path / "collector.log")
@@ -216,6 +248,7 @@ async def test_sigterm_during_burst_then_restart(sim, database_url, redis_url, t
     restarts = await _gaps(database_url, "restart")
     assert {g["symbol"] for g in restarts} == set(SYMBOLS) and all(g["backfilled"] for g in restarts)
     await _assert_trades_complete(sim, database_url)
+    await _assert_backfilled_trades_equal_the_live_ones(database_url, seed=23, rate=rates_from(250, {effective: 3000}))
 
 
 async def _any_rows(db_url):
@@ -258,6 +291,7 @@ async def test_five_disconnects_in_a_minute_each_a_backfilled_gap(sim, database_
     assert len(gaps) == 5 * len(SYMBOLS)
     assert all(g["backfilled"] and g["gap_end"] > g["gap_start"] for g in gaps)
     await _assert_trades_complete(sim, database_url)
+    await _assert_backfilled_trades_equal_the_live_ones(database_url, seed=23, rate=250)
     assert c.metrics is not None
 
 

@@ -156,9 +156,10 @@ class Recorder:
         return [x for k, x in self.items[symbol] if k == kind]
 
     def trades(self, symbol: str) -> list[tuple]:
-        """(ssboe, usecs, price, size, aggressor) of each live (not snapshot) trade."""
+        """(source_ssboe, source_usecs, price, size, aggressor) of each live (not snapshot) trade:
+        the exchange's time, as history replays it."""
         return [
-            (t["ssboe"], t["usecs"], t["trade_price"], t["trade_size"], t["aggressor"])
+            (t["source_ssboe"], t["source_usecs"], t["trade_price"], t["trade_size"], t["aggressor"])
             for t in self.of(symbol, "trade")
             if not t.get("is_snapshot")
         ]
@@ -169,7 +170,12 @@ def on_grid(price: float, tick: float) -> bool:
 
 
 def stamp(kind: str, x) -> tuple[int, int]:
-    return (x.ssboe, x.usecs) if kind == "book" else (x["ssboe"], x["usecs"])
+    """The event's exchange time: a trade's source_*, a quote's or book message's ssboe/usecs."""
+    if kind == "book":
+        return x.ssboe, x.usecs
+    if kind == "trade":
+        return x["source_ssboe"], x["source_usecs"]
+    return x["ssboe"], x["usecs"]
 
 
 # --- 1. session ---------------------------------------------------------------------------------
@@ -390,6 +396,10 @@ def check_symbol_stream(items: list[tuple], tick: float) -> dict:
         last_stamp = ts
         if kind == "trade":
             assert x["trade_size"] > 0 and x["aggressor"] in (1, 2)
+            # the exchange's time to the nanosecond, and the gateway's stamp a few hundred us after it
+            assert x["source_nsecs"] // 1000 == x["source_usecs"]
+            delay = (x["ssboe"] - x["source_ssboe"]) * 1_000_000 + x["usecs"] - x["source_usecs"]
+            assert 150 <= delay <= 600, delay
             assert on_grid(x["trade_price"], tick)
             if not x.get("is_snapshot"):
                 assert last_bbo is not None

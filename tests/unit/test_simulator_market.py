@@ -24,6 +24,7 @@ from simulator.market import (
     RateTimeline,
     book_at,
     resolve_contract,
+    trade_stamps,
 )
 from simulator.mbo import PriceOrders
 from simulator.reference import front_month_fields, search
@@ -234,6 +235,66 @@ def test_hand_encoded_market_data_parses_like_the_protobuf_classes():
                 ask_size=[c[2] for c in asks],
             )
             assert got == want
+
+
+def _frames(blob: bytes) -> list[bytes]:
+    """The protobuf payloads of a run of server frames."""
+    out, i = [], 0
+    while i < len(blob):
+        length = blob[i + 1] & 0x7F
+        head = 2 if length < 126 else 4
+        if length == 126:
+            length = int.from_bytes(blob[i + 2 : i + 4], "big")
+        out.append(payload(blob[i : i + head + length]))
+        i += head + length
+    return out
+
+
+def test_trades_carry_the_exchange_time_in_nanoseconds_and_the_gateway_stamp_after_it():
+    def stamps(seed):
+        market = Market(seed=seed, rates=RateTimeline(5000))
+        inst = instrument(market, "ES")
+        out = []
+        for second in range(SECOND, SECOND + 3):
+            tape = market.tape(inst, second).complete()
+            for body in _frames(tape.frames(1, 0, len(tape))):
+                m = pb.last_trade_pb2.LastTrade.FromString(body)
+                out.append((m.source_ssboe, m.source_usecs, m.source_nsecs, m.ssboe, m.usecs))
+            events = {ev[0]: ev for ev in tape.events}
+            assert [t[0] for t in tape.trade_times()] == [u for u, _p, _s, _a, _v in tape.trades()]
+            assert all(events[u][1] is not None for u, *_ in tape.trade_times())
+        return out
+
+    got = stamps(1)
+    assert len(got) > 1000
+    exchange_ns = [s * 10**9 + ns for s, _us, ns, _gs, _gu in got]
+    gateway_us = [gs * 10**6 + gu for *_, gs, gu in got]
+    assert all(ns // 1000 == us for _s, us, ns, _gs, _gu in got), "source_usecs is source_nsecs in microseconds"
+    assert exchange_ns == sorted(set(exchange_ns)), "exchange times strictly increase"
+    assert gateway_us == sorted(gateway_us), "gateway stamps never run backwards"
+    delays = [g - e // 1000 for e, g in zip(exchange_ns, gateway_us, strict=True)]
+    assert min(delays) >= 150 and max(delays) <= 600 and max(delays) - min(delays) > 200
+    assert len({ns % 1000 for _s, _us, ns, _gs, _gu in got}) > 500, "sub-microsecond digits vary"
+    assert any(gs == s + 1 for s, _us, _ns, gs, _gu in got), "a late trade's gateway stamp is in the next second"
+    assert stamps(1) == got, "the same seed gives the same nanoseconds and gateway stamps"
+    assert stamps(2) != got
+
+
+def test_trade_stamps_carry_into_the_next_second():
+    nsecs, gs, gu = trade_stamps(12345, SECOND, 999_998)
+    assert nsecs // 1000 == 999_998 and gs == SECOND + 1 and 148 <= gu <= 598
+
+
+@pytest.mark.parametrize("value", [0, 127, 128, 16383, 16384, 2097151, 2097152, 268435455, 268435456,
+                                   999_999_999, 1 << 35, (1 << 35) + 5])
+def test_varint_matches_protobuf_at_every_length(value):
+    ref = bytearray()
+    v = value
+    while v >= 0x80:
+        ref.append((v & 0x7F) | 0x80)
+        v >>= 7
+    ref.append(v)
+    assert wire.varint(value) == bytes(ref)
 
 
 def test_hand_encoded_tick_replay_rows_parse_like_the_protobuf_classes():
