@@ -236,13 +236,18 @@ async def test_full_spool_drops_are_recorded_exactly(sim, own_pg, redis_url, tmp
 async def test_sigterm_during_burst_then_restart(sim, database_url, redis_url, tmp_path):
     effective = sim.set_rate(3000)["effective_from"]
     env = collector_env(sim, database_url, redis_url, tmp_path)
-    for _ in range(2):
+    stored_before = 0
+    for run in range(2):
         proc = CollectorProcess(env, tmp_path / "collector.log")
         proc.start()
-        await wait_until(lambda: _any_rows(database_url), 20)
+        # Rows of this run, not the last one's (a loaded machine takes seconds to start a process).
+        await wait_until(lambda before=stored_before: _more_rows(database_url, before), 30)
+        if run == 1:  # the restart gaps are closed by this run's first trades and backfilled in the burst
+            await wait_until(lambda: _restart_gaps_recorded(database_url), 30)
         await asyncio.sleep(1.5)
         proc.signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 10) == 0
+        stored_before = await _any_rows(database_url)
     await _assert_stored_equals_sent(sim, database_url)
     # the downtime between the two runs is a recorded gap, its trades backfilled
     restarts = await _gaps(database_url, "restart")
@@ -253,6 +258,14 @@ async def test_sigterm_during_burst_then_restart(sim, database_url, redis_url, t
 
 async def _any_rows(db_url):
     return sum(sum(t.values()) for t in (await counts(db_url)).values())
+
+
+async def _more_rows(db_url, before: int) -> bool:
+    return await _any_rows(db_url) > before
+
+
+async def _restart_gaps_recorded(db_url) -> bool:
+    return {g["symbol"] for g in await _gaps(db_url, "restart")} == set(SYMBOLS)
 
 
 async def test_sigkill_ten_times_never_duplicates_and_loses_only_inside_gaps(sim, database_url, redis_url, tmp_path):
