@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 
 import asyncpg
 
@@ -22,8 +23,8 @@ _SET_STATUS = (
 )
 _DESIRED = "SELECT symbol, exchange, desired, status FROM subscriptions ORDER BY requested_at, symbol"
 _SESSION_EVENT = "INSERT INTO collector_sessions (collector_id, event, plant, detail) VALUES ($1, $2, $3, $4)"
-_OPEN_GAP = ("INSERT INTO gaps (symbol, exchange, gap_start, gap_end, cause, dropped_rows) "
-             "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+_OPEN_GAP = ("INSERT INTO gaps (symbol, exchange, gap_start, gap_end, cause, dropped_rows, record_id) "
+             "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (record_id) DO NOTHING RETURNING id")
 _CLOSE_GAP = ("UPDATE gaps SET gap_end = $2, backfilled = $3, backfilled_rows = $4 WHERE id = $1")
 _HEARTBEAT = (
     "INSERT INTO collector_heartbeat (collector_id, connected, last_message_at, messages_per_s, queue_depth, "
@@ -108,8 +109,9 @@ class ControlStore:
         await self._execute(_SESSION_EVENT, collector_id, event, plant, detail)
 
     async def open_gap(self, symbol: str, exchange: str, start: dt.datetime, end: dt.datetime | None,
-                       cause: str, dropped_rows: int = 0) -> int:
-        return await self._fetchval(_OPEN_GAP, symbol, exchange, start, end, cause, dropped_rows)
+                       cause: str, dropped_rows: int = 0, record_id: uuid.UUID | None = None) -> int | None:
+        """The new gap's id; None when `record_id` was recorded before (nothing inserted)."""
+        return await self._fetchval(_OPEN_GAP, symbol, exchange, start, end, cause, dropped_rows, record_id)
 
     async def close_gap(self, gap_id: int, end: dt.datetime, backfilled: bool, rows: int) -> None:
         await self._execute(_CLOSE_GAP, gap_id, end, backfilled, rows)

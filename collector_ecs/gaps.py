@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,25 +175,39 @@ class GapManager:
         self._pending_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self._pending_file, "a") as fh:
             for r in records:
-                fh.write(json.dumps(r) + "\n")
+                fh.write(json.dumps({"record_id": str(uuid.uuid4()), **r}) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     async def flush_pending(self) -> None:
         """Move gap records kept on disk (database down when they happened) into PostgreSQL."""
-        if not self._pending_file.exists():
-            return
-        lines = self._pending_file.read_text().splitlines()
-        for i, line in enumerate(lines):
-            r = json.loads(line)
-            try:
+        # Records appended while we flush must not be lost when what is left is written back: the
+        # file is first renamed aside (new records start a fresh one), and only this method writes
+        # the renamed one. A flush cut short leaves it for the next flush, which finishes it first.
+        flushing = self._pending_file.with_suffix(".flushing")
+        if not flushing.exists():
+            if not self._pending_file.exists():
+                return
+            os.replace(self._pending_file, flushing)
+        lines = flushing.read_text().splitlines()
+        done = 0
+        try:
+            for line in lines:
+                r = json.loads(line)
+                # Each line's record_id makes the INSERT idempotent: a flush cut short after a commit
+                # (cancelled at shutdown, a lost answer) is repeated without a second record.
+                record_id = uuid.UUID(r["record_id"]) if r.get("record_id") else None
                 await self.control.open_gap(r["symbol"], r["exchange"], dt.datetime.fromisoformat(r["start"]),
-                                            dt.datetime.fromisoformat(r["end"]), r["cause"], r["dropped_rows"])
-            except Exception:
-                rest = "\n".join(lines[i:]) + "\n"
-                self._pending_file.write_text(rest)
-                raise
-        self._pending_file.unlink()
+                                            dt.datetime.fromisoformat(r["end"]), r["cause"], r["dropped_rows"],
+                                            record_id)
+                done += 1
+        finally:
+            if done == len(lines):
+                flushing.unlink()
+            elif done:
+                flushing.write_text("\n".join(lines[done:]) + "\n")
+        if self._pending_file.exists():  # appended while this flush ran
+            await self.flush_pending()
 
     # -- tasks -------------------------------------------------------------------------
     async def run_backfill(self, stop: asyncio.Event) -> None:

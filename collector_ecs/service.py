@@ -120,6 +120,11 @@ class Collector:
                 await asyncio.wait_for(self.session.stop(timeout=2.0), timeout=3.0)
         if self.writer is not None:
             await self.writer.close()
+        if self.gaps is not None:
+            # Drops recorded on disk while the database was away (the last ones may come from the
+            # final flush) go to PostgreSQL now if it answers; otherwise the next start moves them.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.gaps.flush_pending(), timeout=3.0)
         await self._event("disconnected", "shutdown")
         self._write_health(connected=False)
         await self.control.close()

@@ -217,9 +217,8 @@ async def test_full_spool_drops_are_recorded_exactly(sim, own_pg, redis_url, tmp
         assert c.writer.rows_dropped > 0
         await asyncio.to_thread(own_pg.start)
         await wait_until(lambda: _spool_empty(c), 30)
-        await asyncio.sleep(3)  # the heartbeat moves the on-disk gap records into PostgreSQL
     finally:
-        await c.stop()
+        await c.stop()  # moves the drops recorded on disk into PostgreSQL
     sent = sent_by_table(sim.stats())
     stored = await counts(own_pg.url, live_only=True)
     dropped = await _gaps(own_pg.url, "spool_full")
