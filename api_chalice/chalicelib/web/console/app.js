@@ -437,8 +437,8 @@ async function refreshGaps() {
     return;
   }
   renderGaps($("gap-track"), $("gap-list"), doc, serverNow());
-  $("gap-axis-start").textContent = utcTime(doc.start, true);
-  $("gap-axis-end").textContent = utcTime(doc.end, true);
+  $("gap-axis-start").textContent = `${doc.start.slice(5, 10)} ${doc.start.slice(11, 16)}`;
+  $("gap-axis-end").textContent = `${doc.end.slice(5, 10)} ${doc.end.slice(11, 16)} UTC`;
   $("gaps-caption").textContent = `${symbol}, last 24 h: ${doc.count} gap${doc.count === 1 ? "" : "s"}`;
 }
 

@@ -110,6 +110,19 @@ function wrap(node) {
 
 // -- book ladder --------------------------------------------------------------------------------------
 
+// Prices shown with as many decimals as the finest of them has (66.60 beside 66.61, not 66.6).
+export function priceFormat(prices) {
+  let decimals = 2;
+  for (const p of prices) {
+    const s = String(p);
+    const dot = s.indexOf(".");
+    if (dot >= 0 && !s.includes("e")) {
+      decimals = Math.max(decimals, Math.min(6, s.length - dot - 1));
+    }
+  }
+  return (p) => (typeof p === "number" ? p.toFixed(decimals) : String(p ?? "—"));
+}
+
 function sizeCell(size, max, side) {
   const td = el("td", { cls: `size ${side}` });
   if (size !== null && size !== undefined) {
@@ -125,17 +138,18 @@ export function renderLadder(tbody, bids, asks) {
   const b = bids.slice(0, LADDER_DEPTH);
   const a = asks.slice(0, LADDER_DEPTH);
   const max = Math.max(1, ...b.map((l) => l.size), ...a.map((l) => l.size));
+  const fmt = priceFormat([...b, ...a].map((l) => l.price));
   const rows = [];
   for (const level of a.slice().reverse()) {
     rows.push(row([
-      el("td", { text: "", cls: "orders" }), el("td", { cls: "size bid" }), el("td", { text: level.price, cls: "price ask" }),
+      el("td", { text: "", cls: "orders" }), el("td", { cls: "size bid" }), el("td", { text: fmt(level.price), cls: "price ask" }),
       sizeCell(level.size, max, "ask"), el("td", { text: level.orders ?? "—", cls: "orders" }),
     ], { data: { side: "ask", price: level.price, size: level.size, orders: level.orders ?? "" } }));
   }
   for (const level of b) {
     rows.push(row([
       el("td", { text: level.orders ?? "—", cls: "orders" }), sizeCell(level.size, max, "bid"),
-      el("td", { text: level.price, cls: "price bid" }), el("td", { cls: "size ask" }), el("td", { text: "", cls: "orders" }),
+      el("td", { text: fmt(level.price), cls: "price bid" }), el("td", { cls: "size ask" }), el("td", { text: "", cls: "orders" }),
     ], { data: { side: "bid", price: level.price, size: level.size, orders: level.orders ?? "" } }));
   }
   if (!rows.length) {
@@ -147,8 +161,9 @@ export function renderLadder(tbody, bids, asks) {
 // -- trade tape ---------------------------------------------------------------------------------------
 
 export function renderTape(tbody, trades) {
+  const fmt = priceFormat(trades.map((t) => t.price));
   const rows = trades.slice(0, 50).map((t) => row([
-    utcTime(t.timestamp), el("td", { text: t.price, cls: "num" }), el("td", { text: t.size, cls: "num" }),
+    utcTime(t.timestamp), el("td", { text: fmt(t.price), cls: "num" }), el("td", { text: t.size, cls: "num" }),
     el("td", { text: t.aggressor ?? "—", cls: "side" }),
   ], { cls: `trade ${t.aggressor === "BUY" ? "buy" : t.aggressor === "SELL" ? "sell" : ""}`,
        data: { ts: t.timestamp, aggressor: t.aggressor ?? "" } }));
@@ -212,7 +227,7 @@ export function renderHealth(box, tbody, health, symbols, nowMs) {
     const age = s.last_tick_update ? (nowMs - parseTime(s.last_tick_update)) / 1000 : null;
     const stale = age === null || age > LIMITS.tradeAgeS;
     const state = stale && (!market || market.status === "open") ? "warn" : "ok";
-    return row([s.symbol, utcTime(s.last_tick_update, true), el("td", { text: age === null ? "—" : duration(age),
+    return row([s.symbol, utcTime(s.last_tick_update), el("td", { text: age === null ? "—" : duration(age),
       cls: `age ${state}` }), market ? market.status : "—"], { data: { symbol: s.symbol, state } });
   });
   tbody.replaceChildren(...rows);
