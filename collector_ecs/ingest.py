@@ -89,6 +89,8 @@ class Ingest:
                         self.book_untrusted_dropped += 1
                         return True
                     self.untrusted_books.discard(row[1])
+                    if self.live is not None:
+                        self.live.trusted_again(row[1])
                 self._add_level2(row)
                 if self.live is not None:
                     self.live.on_book(row)

@@ -70,16 +70,18 @@ class MarketState:
     def on_book(self, row: tuple) -> None:
         """A decoded level2_data row (parsing.decode_book), already accepted by the ingest."""
         symbol = row[1]
-        market = self.symbols.get(symbol) or self._market(symbol, row[2])
+        market = self.symbols.get(symbol)
+        if market is None:
+            market = self._market(symbol, row[2])
         market.book.apply(row[3], row[4], row[5], row[6], row[7], row[8], row[9])
-        if not market.book_trusted and row[3] == "SNAPSHOT_IMAGE":
-            market.book_trusted = True
         self.changed.add(symbol)
 
     def on_trade(self, row: tuple) -> None:
         """A decoded tick_data row (parsing.decode_trade)."""
         symbol = row[1]
-        market = self.symbols.get(symbol) or self._market(symbol, row[2])
+        market = self.symbols.get(symbol)
+        if market is None:
+            market = self._market(symbol, row[2])
         market.trades.append(row)
         self.changed.add(symbol)
 
@@ -95,6 +97,12 @@ class MarketState:
                 market.book.clear()
                 market.book_trusted = False
                 self.changed.add(symbol)
+
+    def trusted_again(self, symbol: str) -> None:
+        """The ingest accepted a snapshot for a symbol whose book it had stopped trusting."""
+        market = self.symbols.get(symbol)
+        if market is not None:
+            market.book_trusted = True
 
     def take_changed(self) -> set[str]:
         changed, self.changed = self.changed, set()

@@ -65,7 +65,10 @@ class OrderBook:
 
     def apply(self, update_type: str, bid_price: Sequence, bid_size: Sequence, bid_orders: Sequence,
               ask_price: Sequence, ask_size: Sequence, ask_orders: Sequence) -> None:
-        """Apply one OrderBook message (levels as parallel arrays, as stored and as decoded)."""
+        """Apply one OrderBook message (levels as parallel arrays, as stored and as decoded).
+
+        The collector calls this for every book message, so the common case (an update of one
+        level) is handled inline."""
         if update_type == SNAPSHOT:
             if not self._in_snapshot:
                 self.bids.clear()
@@ -81,10 +84,27 @@ class OrderBook:
             self.bids.clear()
             self.asks.clear()
             return
+        # Most messages carry one level: set or remove it without a loop or a call.
         if bid_price:
-            _update(self.bids, bid_price, bid_size or (), bid_orders or ())
+            if len(bid_price) == 1 and len(bid_size) == 1 and bid_price[0] is not None:
+                size = bid_size[0]
+                count = bid_orders[0] if bid_orders else None
+                if size and count != 0:
+                    self.bids[bid_price[0]] = (size, count)
+                else:
+                    self.bids.pop(bid_price[0], None)
+            else:
+                _update(self.bids, bid_price, bid_size or (), bid_orders or ())
         if ask_price:
-            _update(self.asks, ask_price, ask_size or (), ask_orders or ())
+            if len(ask_price) == 1 and len(ask_size) == 1 and ask_price[0] is not None:
+                size = ask_size[0]
+                count = ask_orders[0] if ask_orders else None
+                if size and count != 0:
+                    self.asks[ask_price[0]] = (size, count)
+                else:
+                    self.asks.pop(ask_price[0], None)
+            else:
+                _update(self.asks, ask_price, ask_size or (), ask_orders or ())
 
     def levels(self, depth: int) -> tuple[list[dict], list[dict]]:
         """Best `depth` levels per side: bids high to low, asks low to high."""

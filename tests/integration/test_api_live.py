@@ -13,7 +13,7 @@ from collector_ecs.live import LivePublisher, MarketState
 from collector_ecs.parsing import QuoteBook
 from rdc_common.clock import default_clock
 
-from .test_api_support import api_client, closed_port, get_json
+from .test_api_support import api_client, closed_port, get_json, response_schema, schema_errors
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +41,7 @@ def test_live_answers_the_published_snapshot_with_its_age_on_the_clock(market, r
     _publish(redis_url, published)
     with api_client(monkeypatch, DATABASE_URL=market.url, REDIS_URL=redis_url) as http:
         doc = get_json(http, "/api/live/esz6")
+    assert schema_errors(response_schema("/api/live/{symbol}", "get", 200), doc) == []
     assert doc["symbol"] == "ESZ6" and doc["exchange"] == "CME"
     assert doc["book"]["bids"] == [{"price": 6000.0, "size": 5, "orders": 2},
                                    {"price": 5999.75, "size": 7, "orders": 3}]
