@@ -85,7 +85,10 @@ def test_the_console_loads_with_data_in_every_panel_and_no_console_error(stack, 
     # The charting library's attribution, as its licence asks, on the page.
     assert "TradingView" in page.inner_text(".attribution")
     if os.environ.get("RDC_UPDATE_SCREENSHOTS") == "1":
-        page.wait_for_timeout(3000)  # a few more live candles for the README's picture
+        # The README's picture: second bars, so a stack a minute old already shows a chart.
+        page.click("#intervals button[data-interval='1s']")
+        page.wait_for_function(f"() => Number(document.querySelector('{CHART}').dataset.bars) >= 40", timeout=90_000)
+        (REPO / "docs").mkdir(exist_ok=True)
         page.screenshot(path=str(REPO / "docs" / "console.png"))
     assert page.problems() == []
 
