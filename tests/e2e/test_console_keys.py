@@ -118,6 +118,26 @@ def test_with_keys_the_page_asks_for_a_key_once_and_then_works(keyed_console, pa
     assert KEY not in keyed_console.logs_text()
 
 
+def test_scrolling_the_chart_back_loads_older_bars(keyed_console, page):
+    """Second bars: the first answer is the API's default window (1,000 buckets, about 17 minutes);
+    the recorded market goes back two and a half hours, so scrolling to the first bar brings more."""
+    page.goto(keyed_console.url + "/")
+    enter_key(page, KEY)
+    page.wait_for_selector("body[data-ready='true']")
+    page.click("#intervals button[data-interval='1s']")
+    chart = '[data-testid="price-chart"]'
+    page.wait_for_function(f"() => {{ const c = document.querySelector('{chart}');"
+                           f" return c.dataset.interval === '1s' && Number(c.dataset.bars) > 0; }}")
+    first = page.evaluate("window.rdcConsole.chart.first")
+    bars = int(page.get_attribute(chart, "data-bars"))
+    page.evaluate("n => window.rdcConsole.chart.chart.timeScale().scrollToPosition(-n, false)", bars)
+    page.wait_for_function(f"n => Number(document.querySelector('{chart}').dataset.bars) > n", arg=bars)
+    assert page.evaluate("window.rdcConsole.chart.first") < first
+    times = page.evaluate("window.rdcConsole.chart.bars.map(b => b.time)")
+    assert times == sorted(set(times))  # older bars put before, none twice
+    assert [p for p in page.problems() if p not in refusals(page)] == []
+
+
 def test_markup_in_a_symbol_or_a_reason_is_shown_literally(keyed_console, page):
     page.goto(keyed_console.url + "/")
     enter_key(page, KEY)

@@ -412,6 +412,8 @@ async function refreshHealth() {
     symbols = (await api("api/symbols")).symbols;
   } catch (error) {
     if (error instanceof KeyNeeded) {
+      // /health needs no key: show the collector while the page asks for one.
+      renderHealth($("health-metrics"), $("health-symbols"), health, [], serverNow());
       throw error;
     }
   }
