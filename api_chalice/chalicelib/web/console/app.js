@@ -7,8 +7,8 @@ import { INTERVALS, PriceChart } from "./chart.js";
 import { renderGaps, renderHealth, renderLadder, renderSymbols, renderTape, utcTime } from "./panels.js";
 
 const LIVE_MS = 300; // about 3 requests a second
-const HEALTH_MS = 2000;
-const SUBSCRIPTIONS_MS = 3000;
+const HEALTH_MS = 3000;
+const SUBSCRIPTIONS_MS = 5000;
 const GAPS_MS = 10000;
 const RESYNC_MS = 15000; // the newest bars from the database, correcting what live trades built
 const GAP_WINDOW_MS = 24 * 3600 * 1000;
