@@ -1,5 +1,5 @@
 """The web console's budgets, measured (never asserted): on the bench's PostgreSQL and Redis, the
-simulator at a steady rate, the collector with live snapshots on, `chalice local` (as `make run`
+simulator at `make run`'s rate, the collector with live snapshots on, `chalice local` (as `make run`
 starts it) and NGINX from the repository's template in front of it, then
 
     first_render_ms   navigation start to the page's own `rdc-first-data` mark (candles drawn and the
@@ -26,6 +26,11 @@ from .api import ApiServers
 from .ingest import collector_env
 from .procs import Proc
 from .stats import quantile, summary_ms
+
+# Messages per second per symbol: `make run`'s simulator (devstack.plan), the market a user of the
+# console watches. The console's figures are about the page and the API, not a collector at its limit
+# (the ingest runs measure that), which on two cores would starve the servers being measured.
+MAKE_RUN_RATE = 200
 
 # Resource timing of every console asset of the page, and its own first-data mark.
 PAGE_FIGURES = """() => {
@@ -125,7 +130,7 @@ def run(stack, sizes, products, workdir: Path, log) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     symbols = [s for s, _ in contracts(products)]
     try:
-        with SimulatorProcess(seed=1, rate=sizes.fresh_rate_per_symbol, heartbeat_interval=3600) as sim:
+        with SimulatorProcess(seed=1, rate=MAKE_RUN_RATE, heartbeat_interval=3600) as sim:
             collector = Proc.python("collector (console)", ["-m", "collector_ecs"], workdir / "collector.log",
                                     env=collector_env(sim.url, url, stack.redis_url, workdir, products)).start()
             servers = ApiServers(url, stack.redis_url, workdir)
@@ -150,4 +155,4 @@ def run(stack, sizes, products, workdir: Path, log) -> dict:
     finally:
         stack.drop(url)
     return {**page, "live_p50_ms": live["p50_ms"], "live_p99_ms": live["p99_ms"], "live": live,
-            "sim_rate_msgs_per_s": sizes.fresh_rate_per_symbol * len(products)}
+            "sim_rate_msgs_per_s": MAKE_RUN_RATE * len(products)}

@@ -109,6 +109,10 @@ def test_with_keys_the_page_asks_for_a_key_once_and_then_works(keyed_console, pa
                                      "Number(r.dataset.price), Number(r.dataset.size), Number(r.dataset.orders)])")
     assert sorted(map(tuple, rows)) == sorted([("bid", *b) for b in BIDS[:10]] + [("ask", *a) for a in ASKS[:10]])
     assert page.locator('[data-testid="trade-tape"] tr.buy').count() == 5
+    # No collector runs here: the health panel says so, marked as a problem, instead of staying empty.
+    connected = page.locator('[data-testid="collector-health"] [data-metric="connected"][data-state="bad"]')
+    connected.wait_for()
+    assert "no collector heartbeat" in connected.inner_text()
     assert page.evaluate("sessionStorage.getItem('rdc-api-key')") == KEY
     # Kept for the tab: a reload goes straight to the data.
     page.reload()
