@@ -139,7 +139,10 @@ async function refreshSubscriptions() {
   state.subscriptions = doc.subscriptions;
   drawSymbols();
   const select = $("symbol-select");
-  const wanted = doc.subscriptions.filter((s) => s.desired !== false).map((s) => s.symbol);
+  // A followed product (kind "product", e.g. ES) is recorded through its contracts, which have rows of
+  // their own: those are what the chart and the book can show.
+  const contracts = doc.subscriptions.filter((s) => s.kind !== "product");
+  const wanted = contracts.filter((s) => s.desired !== false).map((s) => s.symbol);
   const options = [...new Set([...wanted, ...(state.symbol ? [state.symbol] : [])])];
   if (options.join() !== [...select.options].map((o) => o.value).join()) {
     select.replaceChildren(...options.map((s) => {
@@ -150,7 +153,7 @@ async function refreshSubscriptions() {
     }));
   }
   if (state.symbol === null) {
-    const first = doc.subscriptions.find((s) => s.status === "active") || doc.subscriptions[0];
+    const first = contracts.find((s) => s.status === "active") || contracts[0];
     if (first) {
       selectSymbol(first.symbol);
     }
@@ -234,7 +237,7 @@ async function loadChart() {
   const width = INTERVALS[state.interval];
   chart.reset(width);
   state.historyDone = false;
-  const doc = await api(`api/bars/${symbol}?interval=${state.interval}`).catch((error) => {
+  const doc = await api(`api/bars/${encodeURIComponent(symbol)}?interval=${state.interval}`).catch((error) => {
     failed(error);
     return null;
   });
@@ -260,7 +263,7 @@ async function loadHistory() {
   try {
     let end = chart.first;
     for (let step = 0; step < 3; step += 1) {
-      const doc = await api(`api/bars/${state.symbol}?interval=${state.interval}&end=${isoSeconds(end)}`);
+      const doc = await api(`api/bars/${encodeURIComponent(state.symbol)}?interval=${state.interval}&end=${isoSeconds(end)}`);
       if (generation !== state.generation) {
         return;
       }
@@ -283,7 +286,7 @@ async function resyncBars() {
     return;
   }
   const generation = state.generation;
-  const doc = await api(`api/bars/${state.symbol}?interval=${state.interval}&start=${isoSeconds(last.time)}`);
+  const doc = await api(`api/bars/${encodeURIComponent(state.symbol)}?interval=${state.interval}&start=${isoSeconds(last.time)}`);
   if (generation === state.generation && doc.data.length) {
     chart.replaceFrom(last.time, PriceChart.fromApi(doc.data));
   }
@@ -296,7 +299,7 @@ async function refreshLive() {
   const symbol = state.symbol;
   let doc;
   try {
-    doc = await api(`api/live/${symbol}`);
+    doc = await api(`api/live/${encodeURIComponent(symbol)}`);
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
       $("book-caption").textContent = "no live data yet";
@@ -367,7 +370,7 @@ async function showBookAt(barTime, width) {
   $("book-live").hidden = false;
   $("book-caption").textContent = `at ${utcTime(iso, true)} UTC…`;
   try {
-    const doc = await api(`api/book/${state.symbol}?at=${encodeURIComponent(iso)}&depth=10`);
+    const doc = await api(`api/book/${encodeURIComponent(state.symbol)}?at=${encodeURIComponent(iso)}&depth=10`);
     if (state.bookAt !== at) {
       return;
     }
@@ -434,7 +437,7 @@ async function refreshGaps() {
   await clockReady;
   const end = serverNow();
   const start = end - GAP_WINDOW_MS;
-  const doc = await api(`api/gaps/${symbol}?start=${new Date(start).toISOString()}&end=${new Date(end).toISOString()}`);
+  const doc = await api(`api/gaps/${encodeURIComponent(symbol)}?start=${new Date(start).toISOString()}&end=${new Date(end).toISOString()}`);
   if (symbol !== state.symbol) {
     return;
   }

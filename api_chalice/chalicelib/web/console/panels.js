@@ -84,9 +84,12 @@ export function marketOf(markets, symbol) {
 
 export function renderSymbols(tbody, subscriptions, markets, selected, onSelect) {
   const rows = subscriptions.map((s) => {
-    const pick = el("button", { text: s.symbol, cls: "link", data: { symbol: s.symbol } });
-    pick.type = "button";
-    pick.addEventListener("click", () => onSelect(s.symbol));
+    let pick = el("span", { text: s.symbol, cls: "product" });
+    if (s.kind !== "product") {
+      pick = el("button", { text: s.symbol, cls: "link", data: { symbol: s.symbol } });
+      pick.type = "button";
+      pick.addEventListener("click", () => onSelect(s.symbol));
+    }
     const market = marketOf(markets, s.symbol);
     return row([
       wrap(pick),
