@@ -345,7 +345,8 @@ def document(settings: Settings | None = None) -> dict:
         "info": {"title": "RithmicDataCollector API", "version": "2.0.0",
                  "description": "Market data recorded from Rithmic. Errors are always "
                                 "{\"error\", \"message\", \"request_id\"} (the proxy's own 429/502/504 may lack "
-                                "request_id); unknown paths answer 404. Interactive documentation: /docs; web console: /."},
+                                "request_id); unknown paths answer 404. Interactive documentation: /docs; "
+                                "web console: /."},
         "tags": [{"name": "market data", "description": "Recorded trades, quotes, order book, bars and gaps"},
                  {"name": "subscriptions", "description": "What the collector records"},
                  {"name": "service", "description": "Health, statistics and this document"}],
