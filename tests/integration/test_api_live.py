@@ -64,3 +64,32 @@ def test_redis_away_is_a_503_with_retry_after(market, monkeypatch):
         response = http.get("/api/live/ESZ6")
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert "Redis" in response.json_body["message"]
+
+
+def test_the_publisher_rides_out_redis_being_away_and_publishes_once_it_answers(redis_url):
+    """Recording never depends on Redis: a failed write keeps the symbols to publish for the next try."""
+    import redis
+
+    market = MarketState()
+    now = default_clock().now_dt()
+    market.on_trade((now, "CLF7", "NYMEX", 60.5, 1, "SELL", None, now, False))
+
+    async def go():
+        away = LivePublisher(market, QuoteBook(), f"redis://127.0.0.1:{closed_port()}/0", default_clock())
+        stop = asyncio.Event()
+        task = asyncio.create_task(away.run(stop))
+        await asyncio.sleep(0.6)
+        stop.set()
+        await asyncio.wait_for(task, 10)  # ends cleanly, having logged the outage instead of raising
+        assert away.published == 0 and market.changed == {"CLF7"}
+        back = LivePublisher(market, QuoteBook(), redis_url, default_clock())
+        assert await back.publish_once() == 1
+        await back._drop()
+
+    asyncio.run(go())
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert b'"symbol":"CLF7"' in client.get("rdc:live:CLF7")
+        assert 0 < client.ttl("rdc:live:CLF7") <= 24 * 3600
+    finally:
+        client.close()

@@ -132,3 +132,21 @@ def test_with_live_snapshots_off_the_ingest_keeps_nothing_extra(tmp_path):
     assert ingest.handle(trade_msg(1, 6000.0))
     ingest.mark_outage(["ESZ6"])
     assert len(writer._buffers[LEVEL2]) == 1 and len(writer._buffers[TICK]) == 1
+
+
+@pytest.mark.parametrize("raw, on", [(None, True), ("1", True), ("on", True), ("0", False), ("false", False)])
+def test_live_snapshots_are_on_unless_turned_off(raw, on):
+    from collector_ecs.config import load_settings
+
+    env = {"RITHMIC_USER": "u", "RITHMIC_PASSWORD": "p", "CONFIG_FILE": "/nonexistent.json"}
+    if raw is not None:
+        env["LIVE_SNAPSHOTS"] = raw
+    assert load_settings(env).live_snapshots is on
+
+
+def test_a_malformed_live_snapshots_setting_stops_start_up_naming_it():
+    from collector_ecs.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="LIVE_SNAPSHOTS must be 1 or 0"):
+        load_settings({"RITHMIC_USER": "u", "RITHMIC_PASSWORD": "p", "CONFIG_FILE": "/nonexistent.json",
+                       "LIVE_SNAPSHOTS": "sometimes"})
