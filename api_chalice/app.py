@@ -18,6 +18,7 @@ from chalicelib import (
     routes_fallback,
     routes_gaps,
     routes_health,
+    routes_live,
     routes_pages,
     routes_subscriptions,
 )
@@ -37,6 +38,7 @@ app.register_middleware(guard, "http")
 app.register_blueprint(routes_health.bp)
 app.register_blueprint(routes_data.bp)
 app.register_blueprint(routes_gaps.bp)
+app.register_blueprint(routes_live.bp)
 app.register_blueprint(routes_subscriptions.bp)
 app.register_blueprint(routes_docs.bp)
 app.register_blueprint(routes_pages.bp)

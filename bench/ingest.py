@@ -165,15 +165,17 @@ def summarise_profile(collapsed: str, top: int = 25) -> dict:
     return {"samples": total, "self": share(self_fn), "self_by_file": share(self_file), "inclusive": share(incl_fn)}
 
 
-def run_collector(stack: BenchStack, sizes, products, workdir: Path, profile: bool, log) -> dict:
-    url = stack.database("rdc_bench_collector")
-    d = workdir / "collector"
+def run_collector(stack: BenchStack, sizes, products, workdir: Path, profile: bool, log,
+                  live_snapshots: bool = True, name: str = "collector") -> dict:
+    url = stack.database(f"rdc_bench_{name}")
+    d = workdir / name
     d.mkdir(parents=True, exist_ok=True)
     counter = Counter(url)
+    env = collector_env(sim_url="", database_url=url, redis_url=stack.redis_url, workdir=d, products=products)
     try:
         with SimulatorProcess(seed=1, rate=0, heartbeat_interval=3600) as sim:
-            proc = Proc.python("collector", ["-m", "collector_ecs"], d / "collector.log",
-                               env=collector_env(sim.url, url, stack.redis_url, d, products)).start()
+            env.update(RITHMIC_URL=sim.url, LIVE_SNAPSHOTS="1" if live_snapshots else "0")
+            proc = Proc.python(name, ["-m", "collector_ecs"], d / "collector.log", env=env).start()
             try:
                 counter.wait_rows(1, 90, proc)
                 prof = Profiler(proc.pid, workdir / "profile-collector.txt") if profile else None
@@ -195,6 +197,22 @@ def run_collector(stack: BenchStack, sizes, products, workdir: Path, profile: bo
     finally:
         counter.close()
         stack.drop(url)
+
+
+def run_live_cost(stack: BenchStack, sizes, products, workdir: Path, log) -> dict:
+    """The collector's ingest rate with the console's live snapshots off, then on, `sizes.live_pairs`
+    times, in the same run: the cost of keeping each symbol's book and trades and publishing them."""
+    off, on = [], []
+    for i in range(sizes.live_pairs):
+        for live, runs in ((False, off), (True, on)):
+            out = run_collector(stack, sizes, products, workdir, False, log, live_snapshots=live,
+                                name=f"collector_live_{'on' if live else 'off'}_{i}")
+            runs.append(out["msgs_per_s"])
+            log(f"  live snapshots {'on ' if live else 'off'}: {out['msgs_per_s']:,} msgs/s")
+    off_rate, on_rate = sorted(off)[len(off) // 2], sorted(on)[len(on) // 2]
+    return {"off_msgs_per_s": off_rate, "on_msgs_per_s": on_rate,
+            "drop_pct": round(100 * (off_rate - on_rate) / off_rate, 1) if off_rate else 0.0,
+            "runs_off": off, "runs_on": on}
 
 
 async def _mix(url: str) -> dict:

@@ -20,7 +20,7 @@ from rdc_common.clock import pin_environment
 from rdc_common.products import DEFAULT_PRODUCTS
 
 from . import api as api_bench
-from . import ingest, report
+from . import console, ingest, report
 from .config import MODES
 from .stack import BenchStack
 
@@ -85,6 +85,11 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
         loads.append(load_1m())
         log(f"  {col['msgs_per_s']:,} msgs/s  cpu {col['cpu_share']}")
 
+        log(f"ingest: collector with the console's live snapshots off, then on ({sizes.live_pairs} pair(s))")
+        live_cost = ingest.run_live_cost(stack, sizes, DEFAULT_PRODUCTS, workdir, log)
+        loads.append(load_1m())
+        log(f"  ingest drop with snapshots on: {live_cost['drop_pct']} %")
+
         log("ingest: (a) stock async_rithmic")
         stock = ingest.run_stock(stack, sizes, DEFAULT_PRODUCTS, workdir, log)
         loads.append(load_1m())
@@ -129,6 +134,7 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
             "collector_over_raw_decode": _ratio(c, dec["msgs_per_s"]),
             "collector_over_raw_copy": _ratio(c, copy["rows_per_s"]),
             "collector_over_seed_style": _ratio(c, seed["rows_per_s"]),
+            "live_snapshots": live_cost,
             "collector": col, "stock": stock, "raw_decode": dec, "raw_copy": copy, "seed_style": seed,
         }
 
@@ -137,6 +143,9 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
         loads.append(load_1m())
         fr = doc["freshness_ms"]
         log(f"  p50 {fr['p50']} ms  p99 {fr['p99']} ms at {fr['msgs_per_s']:,} msgs/s")
+
+        doc["console"] = console.run(stack, sizes, DEFAULT_PRODUCTS, workdir / "console", log)
+        loads.append(load_1m())
 
         doc["api"], doc["scale"] = api_bench.run(stack, sizes, DEFAULT_PRODUCTS, workdir / "api", log)
         loads.append(load_1m())

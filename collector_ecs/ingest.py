@@ -40,8 +40,12 @@ RECENT_TRADES = 4096
 class Ingest:
     """The collector's FrameSink (see rithmic_internals.install_fast_path)."""
 
-    def __init__(self, writer, on_disconnect=None, on_forced_logout=None, on_first_trade=None, clock=None):
+    def __init__(self, writer, on_disconnect=None, on_forced_logout=None, on_first_trade=None, clock=None,
+                 live=None):
         self.writer = writer
+        # live.MarketState (the console's live snapshots) or None (LIVE_SNAPSHOTS=0): fed one cheap
+        # call per accepted row.
+        self.live = live
         self.clock = clock or LiveClock()
         self.now = self.clock.now_dt  # receive stamps: the collector's clock
         self._add_tick = writer.appender(TICK)
@@ -93,9 +97,16 @@ class Ingest:
                         self.book_untrusted_dropped += 1
                         return True
                     self.untrusted_books.discard(row[1])
+                    if self.live is not None:
+                        self.live.trusted_again(row[1])
                 self._add_level2(row)
+                if self.live is not None:
+                    self.live.on_book(row)
             elif tid == T_BBO:
-                self._add_quote(self.quotes.decode(payload, received))
+                row = self.quotes.decode(payload, received)
+                self._add_quote(row)
+                if self.live is not None:
+                    self.live.on_quote(row[1])
             elif tid == T_LAST_TRADE:
                 row = decode_trade(payload, received)
                 if row is not None:
@@ -105,6 +116,8 @@ class Ingest:
                     if recent is None:
                         recent = self.recent_trades[symbol] = deque(maxlen=RECENT_TRADES)
                     recent.append(row)
+                    if self.live is not None:
+                        self.live.on_trade(row)
                     if self.awaiting_first_trade and symbol in self.awaiting_first_trade:
                         self.awaiting_first_trade.discard(symbol)
                         if self._on_first_trade is not None:
@@ -164,10 +177,13 @@ class Ingest:
     def mark_outage(self, symbols) -> None:
         """After a lost connection: the next trade closes each symbol's gap, the next
         snapshot re-trusts its book."""
+        symbols = list(symbols)
         for s in symbols:
             self.awaiting_first_trade.add(s)
             self.untrusted_books.add(s)
             self.quotes.forget(s)
+        if self.live is not None:
+            self.live.mark_outage(symbols)
 
 
 def latency_summary(recent: dict[str, deque], since: dict[str, dt.datetime]) -> dict[str, dict]:

@@ -153,6 +153,10 @@ class QuoteBook:
     def forget(self, symbol: str) -> None:
         self._last.pop(symbol, None)
 
+    def bbo(self, symbol: str) -> list | None:
+        """[bid_price, bid_size, bid_orders, ask_price, ask_size, ask_orders] last seen, or None."""
+        return self._last.get(symbol)
+
 
 def decode_book(payload: bytes, received_at: dt.datetime) -> tuple:
     """A level2_data row; the price/size/order arrays are tuples.

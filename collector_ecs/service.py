@@ -16,6 +16,7 @@ from .config import Settings
 from .control import ControlStore
 from .gaps import GapManager
 from .ingest import Ingest, latency_summary
+from .live import LivePublisher, MarketState
 from .observability import Metrics
 from .parsing import COLUMNS
 from .session import RithmicSession
@@ -38,6 +39,8 @@ class Collector:
         self.subs: SubscriptionManager | None = None
         self.gaps: GapManager | None = None
         self.control: ControlStore | None = None
+        self.market: MarketState | None = None
+        self.live: LivePublisher | None = None
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -53,6 +56,8 @@ class Collector:
         with contextlib.suppress(Exception):
             await self.control.maintain()
         self.ingest = Ingest(self.writer, clock=s.clock)
+        if s.live_snapshots:  # the console's live view shares the ingest's ring of recent trades
+            self.market = self.ingest.live = MarketState(self.ingest.recent_trades)
         self.session = RithmicSession(s, self.ingest, secrets_client=self._secrets_client)
         self.subs = SubscriptionManager(self.session, self.control, s.redis_url.value, consumer=s.collector_id)
         self.gaps = GapManager(self.session, self.ingest, self.writer, self.control, lambda: self.subs.active,
@@ -73,6 +78,10 @@ class Collector:
             asyncio.create_task(self._heartbeat(stop), name="heartbeat"),
             asyncio.create_task(self._maintenance(stop), name="maintenance"),
         ]
+        if self.market is not None:
+            self.live = LivePublisher(self.market, self.ingest.quotes, s.redis_url.value, s.clock,
+                                      last_message_at=lambda: self.ingest.last_message_at)
+            self._tasks.append(asyncio.create_task(self.live.run(stop), name="live"))
 
     async def _open_restart_gaps(self) -> None:
         """Whatever the market did while we were not running (a deploy, a crash, SIGKILL)

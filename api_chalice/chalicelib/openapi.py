@@ -162,6 +162,23 @@ SCHEMAS: dict[str, dict] = {
     "Gap": obj({"start": TS, "end": nullable(TS), "cause": STR, "dropped_rows": INT, "backfilled": BOOL,
                 "backfilled_rows": INT, "recorded_at": TS}),
     "Gaps": obj({"symbol": STR, "start": TS, "end": TS, "count": INT, "data": array(ref("Gap"))}),
+    "LiveTrade": obj({"timestamp": TS, "price": NUM, "size": INT,
+                      "aggressor": nullable(enum("BUY", "SELL", description="null when the exchange did not say"))}),
+    "Live": obj({"symbol": STR, "exchange": STR,
+                 "published_at": {**TS, "description": "When the collector published this snapshot (its clock)"},
+                 "age_s": {**NUM, "description": "Seconds since published_at on the API's clock; the collector "
+                                                 "publishes a changed symbol at most every 250 ms, and a quiet or "
+                                                 "closed market leaves the last snapshot standing"},
+                 "last_message_at": nullable({**TS, "description": "When the collector last received market data "
+                                                                   "(any symbol)"}),
+                 "last_trade": nullable(ref("LiveTrade")),
+                 "bbo": nullable(obj({"bid_price": nullable(NUM), "bid_size": nullable(INT),
+                                      "bid_orders": nullable(INT), "ask_price": nullable(NUM),
+                                      "ask_size": nullable(INT), "ask_orders": nullable(INT)})),
+                 "book": obj({"trusted": {**BOOL, "description": "false after an outage until the next snapshot "
+                                                                 "rebuilds the book (levels are then empty)"},
+                              "depth": INT, "bids": array(ref("Level")), "asks": array(ref("Level"))}),
+                 "trades": {**array(ref("LiveTrade")), "description": "The last 50 trades, newest first"}}),
     "OpenApiDocument": {"type": "object", "description": "This document"},
 }
 
@@ -273,6 +290,13 @@ OPERATIONS: tuple[Op, ...] = (
         "409": "The symbol is subscribed on another exchange than the one sent (nothing changed)",
         "413": "Body over the size limit", "503": "PostgreSQL unreachable (nothing was queued)"},
        tag="subscriptions", body="SubscriptionBody"),
+    Op("get", "/api/live/{symbol}", "getLive", "The live snapshot the collector keeps in Redis: last trade, best "
+       "bid/offer, the top 10 book levels with order counts and the last 50 trades, with its age", "Live",
+       "The latest snapshot", ("symbol",),
+       {"400": BAD_REQUEST, "404": "No snapshot of this symbol: not recorded, no data yet, or LIVE_SNAPSHOTS=0",
+        "503": "Redis is not answering"},
+       description="What the web console at / polls while it is open. Read from Redis only (ElastiCache in AWS), "
+                   "never from PostgreSQL, so it stays cheap at several requests a second."),
     Op("get", "/api/gaps/{symbol}", "getGaps", "Recorded outages of the stream (cause, rows dropped) and whether "
        "their trades were backfilled", "Gaps", "Gaps overlapping [start, end), oldest first",
        ("symbol", "start", "end"), {"400": BAD_REQUEST, "503": DB_UNAVAILABLE}),
@@ -341,7 +365,8 @@ def document(settings: Settings | None = None) -> dict:
         "info": {"title": "RithmicDataCollector API", "version": "2.0.0",
                  "description": "Market data recorded from Rithmic. Errors are always "
                                 "{\"error\", \"message\", \"request_id\"} (the proxy's own 429/502/504 may lack "
-                                "request_id); unknown paths answer 404. Interactive documentation: /docs."},
+                                "request_id); unknown paths answer 404. Interactive documentation: /docs; "
+                                "web console: /."},
         "tags": [{"name": "market data", "description": "Recorded trades, quotes, order book, bars and gaps"},
                  {"name": "subscriptions", "description": "What the collector records"},
                  {"name": "service", "description": "Health, statistics and this document"}],

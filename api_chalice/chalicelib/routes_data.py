@@ -10,8 +10,9 @@ from itertools import zip_longest
 import asyncpg
 from chalice import Blueprint
 
+from rdc_common.book import BookRow, replay
+
 from . import context, params, queries
-from .book import BookRow, replay
 from .config import get_settings
 from .db import get_db
 from .errors import NotFound

@@ -190,7 +190,7 @@ def test_symbols_lists_the_last_24_hours(http, market):
     assert es["tick_count"] == n[0]["n"]
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/"), ("GET", "/nope"), ("GET", "/api/nothing"),
+@pytest.mark.parametrize("method, path", [("POST", "/"), ("GET", "/nope"), ("GET", "/api/nothing"),
                                           ("POST", "/api/ticks"), ("GET", "/api/ticks/ESZ6/extra"),
                                           ("DELETE", "/a/b/c/d")])
 def test_unknown_routes_are_404_in_the_error_shape(http, method, path):
