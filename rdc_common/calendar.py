@@ -265,7 +265,8 @@ def _compute_schedules(name: str, first_year: int, last_year: int) -> dict[int, 
 
 
 # The years `write_bundle` writes down by default: a deployed API resolves continuous symbols and
-# schedules rolls for instants in these years without the library.
+# schedules rolls without the library for instants in these years but the first and the last (an
+# instant needs the years either side of its own: a session can open in the year before its date).
 BUNDLE_YEARS = (2020, 2040)
 
 
@@ -287,7 +288,7 @@ def write_bundle(directory: Path, first_year: int = BUNDLE_YEARS[0], last_year: 
                 docs[y] = computed[y]
                 _write(cache_dir() / versions / f"{name}-{y}.json", computed[y])
         for y, doc in docs.items():
-            (directory / f"{name}-{y}.json").write_text(json.dumps(doc))
+            (directory / f"{name}-{y}.json").write_text(json.dumps(doc, separators=(",", ":")))
             written += 1
     return written
 

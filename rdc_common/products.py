@@ -189,6 +189,10 @@ def resolve_year(year_digit: int, today: dt.date) -> int:
     """The calendar year a one-digit contract year means: the nearest one not long past."""
     decade = today.year - today.year % 10
     year = decade + year_digit
+    # Early in a decade a high digit is the last decade's (ESZ9 on 2030-01-02 is December 2029, which
+    # expired days ago, not December 2039); a year more than one back is the next decade's.
+    if year - 10 >= today.year - 1:
+        year -= 10
     if year < today.year - 1:
         year += 10
     return year

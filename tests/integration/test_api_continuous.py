@@ -9,11 +9,17 @@ literal, not the code under test: ESZ6 serves every instant before 23:00:00Z, ES
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import random
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 from tests.integration.test_api_support import (
+    API_DIR,
     _book_row,
     _quote,
     api_client,
@@ -324,3 +330,24 @@ def test_rolls_lists_the_recorded_rolls_and_the_next_scheduled_one(http, data):
     body = get_json(http, "/api/rolls/XYZ", status=400)
     assert body["error"] == "Unknown product" and "ES" in body["message"]
     assert get_json(http, "/api/rolls/ESZ6", status=400)["error"] == "Unknown product"
+
+
+def test_serving_either_kind_of_symbol_never_imports_pandas(data, redis_url):
+    """The Lambda's cold start: pandas is not even in its package, and the API must not need it."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(API_DIR)!r})
+        from chalice.test import Client
+        import app
+        out = {{}}
+        with Client(app.app, project_dir={str(API_DIR)!r}) as client:
+            for symbol in ("ESZ6", "ES.c.0"):
+                r = client.http.get(f"/api/ticks/{{symbol}}?limit=3")
+                out[symbol] = [r.status_code, json.loads(r.body)["count"], "pandas" in sys.modules]
+        print(json.dumps(out))
+    """)
+    env = {**os.environ, "DATABASE_URL": data.url, "REDIS_URL": redis_url}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out == {"ESZ6": [200, 3, False], "ES.c.0": [200, 3, False]}
