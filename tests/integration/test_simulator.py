@@ -23,7 +23,7 @@ from async_rithmic import DataType, ReconnectionSettings, RetrySettings, Rithmic
 from async_rithmic.exceptions import RithmicErrorResponse
 from websockets.protocol import State
 
-from rdc_common.clock import default_clock
+from rdc_common.clock import default_clock, with_anchor
 from rdc_common.products import PRODUCTS, contract, front_month
 from simulator.testing import SimulatorProcess
 
@@ -286,6 +286,35 @@ async def test_front_month_of_every_catalogue_product_follows_its_roll_rule(sim)
             await client.get_front_month_contract("ES", "NYMEX")
     finally:
         await client.disconnect()
+
+
+async def test_listings_and_the_front_month_follow_the_simulators_clock_across_the_decade():
+    """At 2029-12-20 (RDC_CLOCK_*, whatever the real date) ES's front month is ESH0, the March 2030
+    contract, and a contract that expired in September is refused with the reason."""
+    clock = with_anchor({"RDC_CLOCK_START": "2029-12-20T15:00:00+00:00", "RDC_CLOCK_SPEED": "1"})
+    with SimulatorProcess(seed=3, rate=50, clock=clock) as late:
+        client = make_client(late)
+        await client.connect(plants=[TICKER])
+        try:
+            assert await client.get_front_month_contract("ES", "CME") == "ESH0"
+            assert await client.get_front_month_contract("CL", "NYMEX") == "CLG0"  # CLF0 stopped trading today
+            listed = [r.symbol for r in await client.search_symbols("ES", product_code="ES", exchange="CME")]
+            assert {"ESZ9", "ESH0", "ESM0"} <= set(listed) and "ESZ6" not in listed
+            ref = await client.get_reference_data("ESH0", "CME")
+            assert ref.expiration_date == "20300315"
+        finally:
+            await client.disconnect()
+        raw = await RawPlant(make_client(late), "ticker").open()
+        try:
+            assert list((await raw.login()).rp_code) == ["0"]
+            await raw.send(100, user_msg="old", symbol="ESU9", exchange="CME", request=1, update_bits=1)
+            refused = await raw.recv(101)
+            assert refused.rp_code[0] != "0"
+            assert "expired at 2029-09-21T21:00:00+00:00" in refused.rp_code[1]  # 16:00 CDT, its last day
+            await raw.send(100, user_msg="front", symbol="ESH0", exchange="CME", request=1, update_bits=1)
+            assert list((await raw.recv(101)).rp_code) == ["0"]
+        finally:
+            await raw.close()
 
 
 async def test_catalogue_specifications_and_twelve_months_of_contracts(sim):
