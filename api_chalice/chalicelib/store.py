@@ -101,12 +101,14 @@ def rows(kind: str, symbol: str, start: dt.datetime | None, end: dt.datetime | N
     if not is_continuous(symbol):
         return get_db().fetch(sql, symbol, start or NEG_INF, end or POS_INF, after_ts, after_id, limit)
 
+    # Nothing on the far side of the cursor can follow it: resolve only the rest of the range.
+    if after is not None and desc:
+        end = min(end or POS_INF, params.shift(after_ts, _US))
+    elif after is not None:
+        start = max(start or NEG_INF, after_ts)
     segs = segments_with_rows(table.name, parse_continuous(symbol), start, end)
     if desc:
         segs.reverse()
-    # Segments wholly on the far side of the cursor hold nothing after it.
-    if after is not None:
-        segs = [s for s in segs if (s.start <= after_ts if desc else s.end > after_ts)]
 
     async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         out: list[asyncpg.Record] = []
