@@ -254,7 +254,7 @@ class Feed:
             state = book_at(market, inst, sub.second, sub.index)
             ssboe, usecs = state.as_of
             if sub.snapshot_mask & 2:
-                b, bs, a, as_ = state.bbo()
+                b, bs, a, as_, bo, ao = state.bbo()
                 msg = wire.build(
                     "BestBidOffer",
                     symbol=inst.symbol,
@@ -263,8 +263,10 @@ class Feed:
                     is_snapshot=True,
                     bid_price=inst.price(b),
                     bid_size=bs,
+                    bid_orders=bo,
                     ask_price=inst.price(a),
                     ask_size=as_,
+                    ask_orders=ao,
                     ssboe=ssboe,
                     usecs=usecs,
                 )
@@ -282,8 +284,10 @@ class Feed:
                     update_type=SNAPSHOT_IMAGE,
                     bid_price=[inst.price(px) for px, _ in bids],
                     bid_size=[s for _, s in bids],
+                    bid_orders=[state.bid_orders[px] for px, _ in bids],
                     ask_price=[inst.price(px) for px, _ in asks],
                     ask_size=[s for _, s in asks],
+                    ask_orders=[state.ask_orders[px] for px, _ in asks],
                     ssboe=ssboe,
                     usecs=usecs,
                 )

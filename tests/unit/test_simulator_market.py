@@ -60,6 +60,8 @@ def test_every_event_keeps_the_book_sound(code, rate):
     inst = instrument(market, code)
     anchor = market.anchor(inst, SECOND)
     bids, asks = anchor.levels(BID), anchor.levels(ASK)
+    orders = {side: {px: len(market.orders_of_level(inst, side, px, q)) for px, q in levels.items()}
+              for side, levels in ((BID, bids), (ASK, asks))}
     last = (SECOND - 1, ROLL_OFFSET)
     volume = market.volume_before(inst, SECOND)
     for second in range(SECOND, SECOND + 4):
@@ -74,18 +76,27 @@ def test_every_event_keeps_the_book_sound(code, rate):
                 assert px == (min(asks) if aggressor == BUY else max(bids)), "trades at the touch"
                 volume = cumulative
             for group in groups:
-                for side, px, size, _reason in group:
+                for side, px, size, _reason, count in group:
                     levels = bids if side == BID else asks
                     if size:
                         levels[px] = size
+                        orders[side][px] = count
+                        assert 1 <= count <= size, "a level is at least one order of at least one contract"
                     else:
                         del levels[px]
+                        del orders[side][px]
+                        assert count == 0, "a deleted level has no orders"
             assert len(bids) == LEVELS and len(asks) == LEVELS
             assert max(bids) < min(asks)
             assert sorted(bids) == list(range(min(bids), min(bids) + LEVELS)), "contiguous levels"
             if bbo is not None:
-                assert bbo == (max(bids), bids[max(bids)], min(asks), asks[min(asks)]), "BBO is the book's top"
-        assert (max(bids), min(asks)) == (market.anchor(inst, second + 1).bid, market.anchor(inst, second + 1).ask)
+                b, a = max(bids), min(asks)
+                assert bbo == (b, bids[b], a, asks[a], orders[BID][b], orders[ASK][a]), "BBO is the book's top"
+        nxt = market.anchor(inst, second + 1)
+        assert (max(bids), min(asks)) == (nxt.bid, nxt.ask)
+        # Each second ends on its anchor's order counts (the decomposition market-by-order depth starts from).
+        assert orders == {side: {px: len(market.orders_of_level(inst, side, px, q))
+                                 for px, q in nxt.levels(side).items()} for side in (BID, ASK)}
         volume = tape.volume_at_end
 
 
@@ -152,7 +163,7 @@ def test_snapshot_state_matches_replaying_the_events():
     state = book_at(market, inst, SECOND, half)
     assert state.as_of == (SECOND, tape.events[half - 1][0])
     last_bbo = next(ev[2] for ev in reversed(tape.events[:half]) if ev[2] is not None)
-    assert state.bbo() == last_bbo
+    assert state.bbo() == last_bbo  # prices, sizes and order counts
     assert book_at(market, inst, SECOND, 0).as_of == (SECOND - 1, ROLL_OFFSET)
 
 
@@ -206,21 +217,24 @@ def test_hand_encoded_market_data_parses_like_the_protobuf_classes():
             )
             assert got == want
 
-            quote = (px, size, px + 1, rng.randrange(1, 500))
+            quote = (px, size, px + 1, rng.randrange(1, 500), rng.choice([1, 127, 128, 300]), rng.randrange(1, 40))
             got = pb.best_bid_offer_pb2.BestBidOffer.FromString(payload(enc.bbo(tf, quote)))
             want = pb.best_bid_offer_pb2.BestBidOffer(
                 **{**common, "template_id": 151},
                 presence_bits=3,
                 bid_price=inst.price(px),
                 bid_size=size,
+                bid_orders=quote[4],
                 ask_price=inst.price(px + 1),
                 ask_size=quote[3],
+                ask_orders=quote[5],
             )
             assert got == want
 
-            changes = [
-                (rng.choice([BID, ASK]), px + k, rng.choice([0, 1, 300]), 0) for k in range(rng.randrange(1, 25))
-            ]
+            changes = []
+            for k in range(rng.randrange(1, 25)):
+                level = rng.choice([0, 1, 300])
+                changes.append((rng.choice([BID, ASK]), px + k, level, 0, rng.choice([1, 127, 200]) if level else 0))
             update_type = 7 if len(changes) <= 2 and rng.random() < 0.7 else rng.choice([4, 5, 6])
             got = pb.order_book_pb2.OrderBook.FromString(payload(enc.book(tf, update_type, changes)))
             bids = [c for c in changes if c[0] == BID]
@@ -231,8 +245,10 @@ def test_hand_encoded_market_data_parses_like_the_protobuf_classes():
                 update_type=update_type,
                 bid_price=[inst.price(c[1]) for c in bids],
                 bid_size=[c[2] for c in bids],
+                bid_orders=[c[4] for c in bids],
                 ask_price=[inst.price(c[1]) for c in asks],
                 ask_size=[c[2] for c in asks],
+                ask_orders=[c[4] for c in asks],
             )
             assert got == want
 
@@ -418,6 +434,8 @@ def test_orders_at_a_price_always_add_up_to_the_level():
                     apply_orders(live, orders.apply_event(second, usecs, groups))
                 state = book_at(market, inst, second, index + 1)
                 assert sum(live.values()) == state.bids.get(px, 0) + state.asks.get(px, 0)
+                # The book's order count at the price is the number of orders market-by-order shows there.
+                assert len(live) == state.bid_orders.get(px, 0) + state.ask_orders.get(px, 0)
             apply_orders(live, orders.roll_to(second + 1))  # a second that ends without a book change
             fresh = PriceOrders(market, inst, px)
             fresh.start(second + 1)
