@@ -18,7 +18,9 @@ from chalicelib import (
     routes_fallback,
     routes_gaps,
     routes_health,
+    routes_live,
     routes_pages,
+    routes_rolls,
     routes_subscriptions,
 )
 from chalicelib.middleware import guard, request_context
@@ -37,6 +39,8 @@ app.register_middleware(guard, "http")
 app.register_blueprint(routes_health.bp)
 app.register_blueprint(routes_data.bp)
 app.register_blueprint(routes_gaps.bp)
+app.register_blueprint(routes_live.bp)
+app.register_blueprint(routes_rolls.bp)
 app.register_blueprint(routes_subscriptions.bp)
 app.register_blueprint(routes_docs.bp)
 app.register_blueprint(routes_pages.bp)

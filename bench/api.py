@@ -115,9 +115,11 @@ class ApiServers:
         nginx.start()
         return nginx.port
 
-    def start(self) -> None:
+    def start(self, stock: bool = True) -> None:
         self.ports["chalice"] = self._chalice("chalice", self._make_run_argv)
         self.ports["nginx"] = self._nginx("nginx", self.ports["chalice"])
+        if not stock:
+            return
         self.ports["chalice_stock"] = self._chalice("chalice_stock", self._stock_argv)
         self.ports["nginx_stock"] = self._nginx("nginx_stock", self.ports["chalice_stock"])
 

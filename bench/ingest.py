@@ -165,15 +165,17 @@ def summarise_profile(collapsed: str, top: int = 25) -> dict:
     return {"samples": total, "self": share(self_fn), "self_by_file": share(self_file), "inclusive": share(incl_fn)}
 
 
-def run_collector(stack: BenchStack, sizes, products, workdir: Path, profile: bool, log) -> dict:
-    url = stack.database("rdc_bench_collector")
-    d = workdir / "collector"
+def run_collector(stack: BenchStack, sizes, products, workdir: Path, profile: bool, log,
+                  live_snapshots: bool = True, name: str = "collector") -> dict:
+    url = stack.database(f"rdc_bench_{name}")
+    d = workdir / name
     d.mkdir(parents=True, exist_ok=True)
     counter = Counter(url)
+    env = collector_env(sim_url="", database_url=url, redis_url=stack.redis_url, workdir=d, products=products)
     try:
         with SimulatorProcess(seed=1, rate=0, heartbeat_interval=3600) as sim:
-            proc = Proc.python("collector", ["-m", "collector_ecs"], d / "collector.log",
-                               env=collector_env(sim.url, url, stack.redis_url, d, products)).start()
+            env.update(RITHMIC_URL=sim.url, LIVE_SNAPSHOTS="1" if live_snapshots else "0")
+            proc = Proc.python(name, ["-m", "collector_ecs"], d / "collector.log", env=env).start()
             try:
                 counter.wait_rows(1, 90, proc)
                 prof = Profiler(proc.pid, workdir / "profile-collector.txt") if profile else None
@@ -195,6 +197,22 @@ def run_collector(stack: BenchStack, sizes, products, workdir: Path, profile: bo
     finally:
         counter.close()
         stack.drop(url)
+
+
+def run_live_cost(stack: BenchStack, sizes, products, workdir: Path, log) -> dict:
+    """The collector's ingest rate with the console's live snapshots off, then on, `sizes.live_pairs`
+    times, in the same run: the cost of keeping each symbol's book and trades and publishing them."""
+    off, on = [], []
+    for i in range(sizes.live_pairs):
+        for live, runs in ((False, off), (True, on)):
+            out = run_collector(stack, sizes, products, workdir, False, log, live_snapshots=live,
+                                name=f"collector_live_{'on' if live else 'off'}_{i}")
+            runs.append(out["msgs_per_s"])
+            log(f"  live snapshots {'on ' if live else 'off'}: {out['msgs_per_s']:,} msgs/s")
+    off_rate, on_rate = sorted(off)[len(off) // 2], sorted(on)[len(on) // 2]
+    return {"off_msgs_per_s": off_rate, "on_msgs_per_s": on_rate,
+            "drop_pct": round(100 * (off_rate - on_rate) / off_rate, 1) if off_rate else 0.0,
+            "runs_off": off, "runs_on": on}
 
 
 async def _mix(url: str) -> dict:
@@ -298,8 +316,12 @@ def run_copy(stack: BenchStack, sizes, sample: list, batch_size: int) -> dict:
 _SEED_TABLE = {"tick_data": "seed_tick_data", "quote_data": "seed_quote_data", "level2_data": "seed_level2_data"}
 
 
+# The old design stored a trade's first nine fields; its tables have no nanoseconds or gateway column.
+_SEED_COLUMNS = {t: c[:9] if t == "tick_data" else c for t, c in COLUMNS.items()}
+
+
 def _seed_insert(table: str) -> str:
-    cols = COLUMNS[table]
+    cols = _SEED_COLUMNS[table]
     names = ", ".join(f'"{c}"' for c in cols)
     params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
     return f"INSERT INTO {_SEED_TABLE[table]} ({names}) VALUES ({params})"  # noqa: S608 - fixed names
@@ -315,7 +337,8 @@ async def _seed(url: str, sample: list[tuple[str, tuple]], seconds: float) -> di
         deadline = t0 + seconds
         while True:
             for table, row in sample:
-                await conn.execute(statements[table], *row)  # autocommit: one transaction per row
+                # autocommit: one transaction per row
+                await conn.execute(statements[table], *row[: len(_SEED_COLUMNS[table])])
                 n += 1
                 if n % 64 == 0 and time.perf_counter() > deadline:
                     break
@@ -383,6 +406,18 @@ def run_send(sizes, products) -> dict:
     doc = json.loads(res.stdout.strip().splitlines()[-1])
     return {"send_msgs_per_s": doc["messages_per_second"], "cpu_share": doc["simulator_cpu_share"],
             "msgs_per_cpu_s": doc["messages_per_cpu_second"], "symbols": doc["symbols"]}
+
+
+def run_decode_cost(sizes, products) -> dict:
+    """Decoding cost per message before and after issue 20, same frames, one process
+    (`python -m bench.decode_cost`); see that module for what "before" is."""
+    pairs = contracts(products)
+    argv = [sys.executable, "-m", "bench.decode_cost", "--frames", str(sizes.decode_frames),
+            "--rounds", str(sizes.decode_rounds), "--symbols", symbols_arg(pairs)]
+    res = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=600, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"bench.decode_cost failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def load_sample(path: Path) -> list:

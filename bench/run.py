@@ -20,7 +20,7 @@ from rdc_common.clock import pin_environment
 from rdc_common.products import DEFAULT_PRODUCTS
 
 from . import api as api_bench
-from . import ingest, report
+from . import console, ingest, report
 from .config import MODES
 from .stack import BenchStack
 
@@ -85,6 +85,11 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
         loads.append(load_1m())
         log(f"  {col['msgs_per_s']:,} msgs/s  cpu {col['cpu_share']}")
 
+        log(f"ingest: collector with the console's live snapshots off, then on ({sizes.live_pairs} pair(s))")
+        live_cost = ingest.run_live_cost(stack, sizes, DEFAULT_PRODUCTS, workdir, log)
+        loads.append(load_1m())
+        log(f"  ingest drop with snapshots on: {live_cost['drop_pct']} %")
+
         log("ingest: (a) stock async_rithmic")
         stock = ingest.run_stock(stack, sizes, DEFAULT_PRODUCTS, workdir, log)
         loads.append(load_1m())
@@ -96,6 +101,13 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
         loads.append(load_1m())
         log(f"  {dec['msgs_per_s']:,} msgs/s")
         sample = ingest.load_sample(sample_file)
+
+        log("ingest: decoding cost per message, before and after trades kept both clocks (issue 20)")
+        cost = ingest.run_decode_cost(sizes, DEFAULT_PRODUCTS)
+        loads.append(load_1m())
+        log(f"  Ingest.handle {cost['handle_ns_before']:,} -> {cost['handle_ns_after']:,} ns/msg "
+            f"({cost['handle_change_pct']:+}%), decode_trade {cost['trade_ns_before']:,} -> "
+            f"{cost['trade_ns_after']:,} ns/trade ({cost['trade_change_pct']:+}%)")
 
         from collector_ecs.config import Settings
         batch_size = Settings.__dataclass_fields__["batch_size"].default
@@ -111,6 +123,7 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
 
         c = col["msgs_per_s"]
         doc["simulator"] = {**sim, "send_over_collector": _ratio(sim["send_msgs_per_s"], c)}
+        doc["decode_cost"] = cost
         doc["ingest"] = {
             "collector_msgs_per_s": c,
             "stock_async_rithmic_msgs_per_s": stock["msgs_per_s"],
@@ -121,6 +134,7 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
             "collector_over_raw_decode": _ratio(c, dec["msgs_per_s"]),
             "collector_over_raw_copy": _ratio(c, copy["rows_per_s"]),
             "collector_over_seed_style": _ratio(c, seed["rows_per_s"]),
+            "live_snapshots": live_cost,
             "collector": col, "stock": stock, "raw_decode": dec, "raw_copy": copy, "seed_style": seed,
         }
 
@@ -129,6 +143,9 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
         loads.append(load_1m())
         fr = doc["freshness_ms"]
         log(f"  p50 {fr['p50']} ms  p99 {fr['p99']} ms at {fr['msgs_per_s']:,} msgs/s")
+
+        doc["console"] = console.run(stack, sizes, DEFAULT_PRODUCTS, workdir / "console", log)
+        loads.append(load_1m())
 
         doc["api"], doc["scale"] = api_bench.run(stack, sizes, DEFAULT_PRODUCTS, workdir / "api", log)
         loads.append(load_1m())

@@ -38,11 +38,15 @@ _ROWS = """
          (SELECT $5::text[] AS sym, $6::text[] AS exch, $7::float8[] AS base) AS s
 """
 
+# As the collector stores a live trade: exchange nanoseconds (sub-microsecond digits from g) and the
+# gateway's stamp a few hundred microseconds later.
 INSERT_TICKS = """
 INSERT INTO tick_data ("timestamp", symbol, exchange, price, size, aggressor, cumulative_volume, received_at,
-                       backfilled)
+                       backfilled, timestamp_ns, gateway_at)
 SELECT ts, symbol, exchange, px, 1 + (g * 7) % 9, CASE WHEN g % 3 = 0 THEN 'SELL' ELSE 'BUY' END, g,
-       ts + interval '2 milliseconds', false
+       ts + interval '2 milliseconds', false,
+       (extract(epoch FROM date_trunc('microseconds', ts)) * 1000000)::bigint * 1000 + (g * 7919) % 1000,
+       ts + make_interval(secs => (150 + (g * 31) % 451) / 1e6)
 FROM ({rows}) AS r
 """
 

@@ -22,15 +22,27 @@ _BID_BIT, _ASK_BIT = _BBO.PresenceBits.BID, _BBO.PresenceBits.ASK
 
 
 def trade_row(d: dict, received_at: dt.datetime) -> tuple | None:
-    """A tick_data row from an on_tick LAST_TRADE dict; None when it reports no new trade."""
+    """A tick_data row from an on_tick LAST_TRADE dict; None when it reports no new trade.
+
+    The library's `datetime` is ssboe/usecs, the gateway's stamp; the exchange's time is read from
+    source_ssboe/usecs/nsecs when the dict has them, as the collector reads it."""
     bits = d.get("presence_bits", 0)
     if d.get("is_snapshot") or not bits & _LAST_TRADE_BIT:
         return None
     aggressor = d.get("aggressor", 0)
     volume = d.get("volume")  # uint64: MessageToDict gives it as a string
-    return (d["datetime"], d["symbol"], d["exchange"], d.get("trade_price", 0.0), d.get("trade_size", 0),
+    gateway = d["datetime"]
+    ts, ns = gateway, None
+    if source := d.get("source_ssboe"):
+        nsecs = d.get("source_nsecs", 0)
+        second = dt.datetime.fromtimestamp(source, dt.UTC)
+        if 0 < nsecs < 1_000_000_000:
+            ts, ns = second.replace(microsecond=nsecs // 1000), source * 1_000_000_000 + nsecs
+        else:
+            ts = second.replace(microsecond=d.get("source_usecs", 0))
+    return (ts, d["symbol"], d["exchange"], d.get("trade_price", 0.0), d.get("trade_size", 0),
             _AGGRESSOR[aggressor] if aggressor < 3 else None,
-            int(volume) if bits & _VOLUME_BIT and volume is not None else None, received_at, False)
+            int(volume) if bits & _VOLUME_BIT and volume is not None else None, received_at, False, ns, gateway)
 
 
 class QuoteState:

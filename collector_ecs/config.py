@@ -89,6 +89,8 @@ class Settings:
     # "Now" for every market decision (rolls, expiries, open/closed, receive stamps): RDC_CLOCK_*.
     clock: Clock = field(default_factory=LiveClock)
     conformance_status_interval_s: float = 60.0
+    # Per-symbol live snapshots in Redis for the web console (/api/live); LIVE_SNAPSHOTS=0 turns them off.
+    live_snapshots: bool = True
 
     def public_summary(self) -> dict:
         """What start-up logs: everything but credentials."""
@@ -97,7 +99,7 @@ class Settings:
             "user": self.rithmic_user, "symbols": [f"{s.symbol}:{s.exchange}" for s in self.symbols],
             "database": redact_url(self.database_url.value), "redis": redact_url(self.redis_url.value),
             "batch_size": self.batch_size, "flush_interval_ms": self.flush_interval_ms,
-            "collector_id": self.collector_id,
+            "collector_id": self.collector_id, "live_snapshots": self.live_snapshots,
         }
 
 
@@ -163,6 +165,17 @@ def _float(env: Mapping, name: str, default: float | None, lo: float, hi: float)
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
     return value
+
+
+def _switch(env: Mapping, name: str, default: bool) -> bool:
+    raw = str(env.get(name, "")).strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (on or off), not {raw[:20]!r}")
 
 
 def _database_url(env: Mapping, secrets_client) -> str:
@@ -326,4 +339,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_client=None, *,
         rithmic_secret_id=secret_id,
         clock=clock,
         conformance_status_interval_s=_float(env, "CONFORMANCE_STATUS_INTERVAL_S", 60.0, 0.1, 3600),
+        live_snapshots=_switch(env, "LIVE_SNAPSHOTS", True),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import uuid
 
 import asyncpg
 
@@ -51,21 +52,25 @@ _DESIRED = ("SELECT symbol, exchange, desired, status, kind, product FROM subscr
             "ORDER BY requested_at, symbol")
 _SESSION_EVENT = ("INSERT INTO collector_sessions (collector_id, event, plant, detail, at) "
                   "VALUES ($1, $2, $3, $4, $5)")
-_OPEN_GAP = ("INSERT INTO gaps (symbol, exchange, gap_start, gap_end, cause, dropped_rows) "
-             "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+_OPEN_GAP = ("INSERT INTO gaps (symbol, exchange, gap_start, gap_end, cause, dropped_rows, record_id) "
+             "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (record_id) DO NOTHING RETURNING id")
 _CLOSE_GAP = ("UPDATE gaps SET gap_end = $2, backfilled = $3, backfilled_rows = $4 WHERE id = $1")
 _HEARTBEAT = (
     "INSERT INTO collector_heartbeat (collector_id, connected, last_message_at, messages_per_s, queue_depth, "
-    "spool_bytes, updated_at, markets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) "
+    "spool_bytes, latency, updated_at, markets) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb) "
     "ON CONFLICT (collector_id) DO UPDATE SET "
     "connected = EXCLUDED.connected, last_message_at = EXCLUDED.last_message_at, "
     "messages_per_s = EXCLUDED.messages_per_s, queue_depth = EXCLUDED.queue_depth, "
-    "spool_bytes = EXCLUDED.spool_bytes, updated_at = EXCLUDED.updated_at, markets = EXCLUDED.markets"
+    "spool_bytes = EXCLUDED.spool_bytes, latency = EXCLUDED.latency, updated_at = EXCLUDED.updated_at, "
+    "markets = EXCLUDED.markets"
 )
+# The last stored trade's timestamp per subscribed symbol, and how many trades share it (a
+# restart gap's backfill skips that many of the replay's trades at that microsecond).
 _LAST_TRADES = (
-    "SELECT s.symbol, s.exchange, c.last_ts FROM subscriptions s JOIN ingest_counters c "
-    "ON c.table_name = 'tick_data' AND c.symbol = s.symbol "
-    "WHERE s.desired AND s.kind = 'contract' AND s.status <> 'expired' AND c.last_ts IS NOT NULL"
+    "SELECT s.symbol, s.exchange, c.last_ts, (SELECT count(*) FROM tick_data t"
+    " WHERE t.symbol = s.symbol AND t.\"timestamp\" = c.last_ts) AS held"
+    " FROM subscriptions s JOIN ingest_counters c ON c.table_name = 'tick_data' AND c.symbol = s.symbol"
+    " WHERE s.desired AND s.kind = 'contract' AND s.status <> 'expired' AND c.last_ts IS NOT NULL"
 )
 _PARTITIONS = "SELECT rdc_ensure_partitions($1::date, $2)"
 _PRUNE_BATCHES = "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(days => $1)"
@@ -157,16 +162,20 @@ class ControlStore:
         await self._execute(_SESSION_EVENT, collector_id, event, plant, detail, at or self.clock.now_dt())
 
     async def open_gap(self, symbol: str, exchange: str, start: dt.datetime, end: dt.datetime | None,
-                       cause: str, dropped_rows: int = 0) -> int:
-        return await self._fetchval(_OPEN_GAP, symbol, exchange, start, end, cause, dropped_rows)
+                       cause: str, dropped_rows: int = 0, record_id: uuid.UUID | None = None) -> int | None:
+        """The new gap's id; None when `record_id` was recorded before (nothing inserted)."""
+        return await self._fetchval(_OPEN_GAP, symbol, exchange, start, end, cause, dropped_rows, record_id)
 
     async def close_gap(self, gap_id: int, end: dt.datetime, backfilled: bool, rows: int) -> None:
         await self._execute(_CLOSE_GAP, gap_id, end, backfilled, rows)
 
     async def heartbeat(self, collector_id: str, connected: bool, last_message_at, rate: float,
-                        queue_depth: int, spool_bytes: int, markets: dict | None = None) -> None:
+                        queue_depth: int, spool_bytes: int, latency: str | None = None,
+                        markets: dict | None = None) -> None:
+        """`latency`: the per-symbol exchange-to-collector latency summary as JSON text; `markets`:
+        per symbol, its market status and how far it is recorded (Collector._markets)."""
         await self._execute(_HEARTBEAT, collector_id, connected, last_message_at, rate, queue_depth, spool_bytes,
-                            self.clock.now_dt(), json.dumps(markets) if markets is not None else None)
+                            latency, self.clock.now_dt(), json.dumps(markets) if markets is not None else None)
 
     async def last_trades(self) -> list[asyncpg.Record]:
         return await self._fetch(_LAST_TRADES)

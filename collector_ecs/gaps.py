@@ -1,9 +1,10 @@
 """Turns every outage of the market-data stream into a gap record, and backfills the
 trades it missed from the history plant once the stream is back.
 
-A gap runs from the last trade stored before the outage to the first trade after it,
-both exclusive, so backfilled trades never duplicate live ones (the exchange's
-timestamps of one symbol are strictly increasing on the simulator; see README).
+A gap runs from the last trade stored before the outage to the first trade after it. The
+history plant's trades strictly between those two exchange timestamps are backfilled; at
+each boundary's own microsecond, trades are counted and matched (`missed_trades`), so a trade
+that shares a boundary's microsecond is backfilled when it was missed and never duplicated.
 
 Closed is not broken: an outage is a gap for a symbol only if the symbol's market was open at some
 instant between the last moment we were known to be receiving and the moment we were receiving
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,8 @@ class OpenGap:
     cause: str
     gap_id: int | None = None
     end: dt.datetime | None = None
+    held_at_start: int = 0  # trades stored with exactly the `start` timestamp
+    first_after: tuple | None = None  # the row of the first trade after the outage
     # Clock instant since when data may have been missed (the last read before the connection was
     # lost): the outage is no gap if the market was closed from then until the next login. None: a
     # gap whatever follows (a restart gap, decided at start-up; a stall, seen only while open).
@@ -55,6 +59,46 @@ class OpenGap:
         """This gap as a line of the pending file, for when the database cannot take it now."""
         return {"symbol": self.symbol, "exchange": self.exchange, "start": self.start.isoformat(),
                 "end": (self.end or self.start).isoformat(), "cause": self.cause, "dropped_rows": 0}
+
+
+def _same_trade(a: tuple, b: tuple) -> bool:
+    # Price and size only: the replay's side is inferred from bid/ask volume, the live one is
+    # the aggressor field; matching must not hinge on that inference.
+    return a[3] == b[3] and a[4] == b[4]
+
+
+def missed_trades(history: list[tuple], gap: OpenGap) -> list[tuple]:
+    """The trades of `history` (tick_data rows in the replay's order) the live stream missed in `gap`.
+
+    Every trade strictly between the boundary timestamps. At the start's microsecond, the first
+    `held_at_start` of the replay's trades are the ones stored before the outage (stream and replay
+    list one microsecond's trades in the same order) and the rest were missed. At the end's
+    microsecond, those before the first that is the live `first_after` (same price and size) were
+    missed; when none matches, none of them is taken: a duplicate would be worse than the gap
+    already on record. On a market whose timestamps never repeat this is `start < ts < end`.
+    """
+    start, end, first_after = gap.start, gap.end, gap.first_after
+    inside: list[tuple] = []
+    at_end: list[tuple] = []
+    seen_at_start = 0
+    matched = False
+    for row in history:
+        ts = row[0]
+        if ts < start or ts > end:
+            continue
+        if ts == start:
+            seen_at_start += 1
+            if seen_at_start <= gap.held_at_start:
+                continue
+        if ts == end:
+            if not matched:
+                if first_after is not None and _same_trade(row, first_after):
+                    matched = True
+                else:
+                    at_end.append(row)
+            continue
+        inside.append(row)
+    return inside + at_end if matched else inside
 
 
 class GapManager:
@@ -101,8 +145,8 @@ class GapManager:
         for symbol, exchange in self._active().items():
             if symbol in self.open:
                 continue
-            start = self.ingest.last_trade_ts.get(symbol, now)
-            self.open[symbol] = OpenGap(symbol, exchange, start, cause, since=since)
+            start, held = self.ingest.last_trade(symbol) or (now, 0)
+            self.open[symbol] = OpenGap(symbol, exchange, start, cause, held_at_start=held, since=since)
             opened.append(symbol)
         self.ingest.mark_outage(opened)
         if opened:
@@ -158,20 +202,21 @@ class GapManager:
             out.add(self._current.symbol)
         return out
 
-    def open_restart_gaps(self, last: dict[str, tuple[str, dt.datetime]]) -> None:
-        for symbol, (exchange, last_ts) in last.items():
-            self.open[symbol] = OpenGap(symbol, exchange, last_ts, "restart")
-            self.ingest.last_trade_ts[symbol] = last_ts
+    def open_restart_gaps(self, last: dict[str, tuple[str, dt.datetime, int]]) -> None:
+        """{symbol: (exchange, last stored trade's timestamp, trades stored with that timestamp)}."""
+        for symbol, (exchange, last_ts, held) in last.items():
+            self.open[symbol] = OpenGap(symbol, exchange, last_ts, "restart", held_at_start=held)
         self.ingest.mark_outage(list(last))
 
     def on_forced_logout(self) -> None:
         self._cause_hint = "forced_logout"
         self.metrics.count("ForcedLogouts")
 
-    def on_first_trade(self, symbol: str, exchange: str, ts: dt.datetime) -> None:
-        gap = self.open.pop(symbol, None)
+    def on_first_trade(self, row: tuple) -> None:
+        gap = self.open.pop(row[1], None)
         if gap is not None:
-            gap.end = ts
+            gap.end = row[0]
+            gap.first_after = row
             self._enqueue(gap)
 
     def _enqueue(self, gap: OpenGap) -> None:
@@ -204,25 +249,39 @@ class GapManager:
         self._pending_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self._pending_file, "a") as fh:
             for r in records:
-                fh.write(json.dumps(r) + "\n")
+                fh.write(json.dumps({"record_id": str(uuid.uuid4()), **r}) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     async def flush_pending(self) -> None:
         """Move gap records kept on disk (database down when they happened) into PostgreSQL."""
-        if not self._pending_file.exists():
-            return
-        lines = self._pending_file.read_text().splitlines()
-        for i, line in enumerate(lines):
-            r = json.loads(line)
-            try:
+        # Records appended while we flush must not be lost when what is left is written back: the
+        # file is first renamed aside (new records start a fresh one), and only this method writes
+        # the renamed one. A flush cut short leaves it for the next flush, which finishes it first.
+        flushing = self._pending_file.with_suffix(".flushing")
+        if not flushing.exists():
+            if not self._pending_file.exists():
+                return
+            os.replace(self._pending_file, flushing)
+        lines = flushing.read_text().splitlines()
+        done = 0
+        try:
+            for line in lines:
+                r = json.loads(line)
+                # Each line's record_id makes the INSERT idempotent: a flush cut short after a commit
+                # (cancelled at shutdown, a lost answer) is repeated without a second record.
+                record_id = uuid.UUID(r["record_id"]) if r.get("record_id") else None
                 await self.control.open_gap(r["symbol"], r["exchange"], dt.datetime.fromisoformat(r["start"]),
-                                            dt.datetime.fromisoformat(r["end"]), r["cause"], r["dropped_rows"])
-            except Exception:
-                rest = "\n".join(lines[i:]) + "\n"
-                self._pending_file.write_text(rest)
-                raise
-        self._pending_file.unlink()
+                                            dt.datetime.fromisoformat(r["end"]), r["cause"], r["dropped_rows"],
+                                            record_id)
+                done += 1
+        finally:
+            if done == len(lines):
+                flushing.unlink()
+            elif done:
+                flushing.write_text("\n".join(lines[done:]) + "\n")
+        if self._pending_file.exists():  # appended while this flush ran
+            await self.flush_pending()
 
     # -- tasks -------------------------------------------------------------------------
     async def run_backfill(self, stop: asyncio.Event) -> None:
@@ -271,8 +330,7 @@ class GapManager:
                 ticks = await self.session.historical_trades(
                     gap.symbol, gap.exchange, gap.start, gap.end + dt.timedelta(seconds=1))
                 received = self.clock.now_dt()
-                rows = [r for r in trades_from_history(ticks or [], gap.symbol, gap.exchange, received)
-                        if gap.start < r[0] < gap.end]
+                rows = missed_trades(trades_from_history(ticks or [], gap.symbol, gap.exchange, received), gap)
                 backfilled = True
                 break
             except Exception as exc:  # history plant reconnecting, timeouts: try again shortly

@@ -80,6 +80,7 @@ class Metrics:
         self._counts: dict[str, float] = defaultdict(float)
         self._rows: dict[str, float] = defaultdict(float)
         self._gauges: dict[str, float] = {}
+        self._latency: dict[str, dict] = {}
         self._emit = emit
 
     def count(self, name: str, value: float = 1) -> None:
@@ -90,6 +91,11 @@ class Metrics:
 
     def gauge(self, name: str, value: float) -> None:
         self._gauges[name] = value
+
+    def latency(self, by_symbol: dict[str, dict]) -> None:
+        """Exchange-to-collector latency per symbol ({symbol: {"p50_ms", "p99_ms", "samples"}}),
+        flushed as one line per symbol with a Symbol dimension."""
+        self._latency = dict(by_symbol)
 
     def flush(self, collector_id: str) -> None:
         now = int(time.time() * 1000)
@@ -105,5 +111,13 @@ class Metrics:
             self._emit(json.dumps({"_aws": {"Timestamp": now, "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE, "Dimensions": [["Table"]],
                 "Metrics": [{"Name": "RowsWritten", "Unit": "Count"}]}]}, "Table": table, "RowsWritten": n}))
+        for symbol, lat in self._latency.items():
+            self._emit(json.dumps({"_aws": {"Timestamp": now, "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE, "Dimensions": [["Symbol"]],
+                "Metrics": [{"Name": "ExchangeToCollectorP50", "Unit": "Milliseconds"},
+                            {"Name": "ExchangeToCollectorP99", "Unit": "Milliseconds"}]}]},
+                "Symbol": symbol, "ExchangeToCollectorP50": lat["p50_ms"],
+                "ExchangeToCollectorP99": lat["p99_ms"], "LatencySamples": lat["samples"]}))
         self._counts.clear()
         self._rows.clear()
+        self._latency = {}

@@ -16,7 +16,8 @@ from . import markets
 from .config import Settings
 from .control import ControlStore
 from .gaps import GapManager
-from .ingest import Ingest
+from .ingest import Ingest, latency_summary
+from .live import LivePublisher, MarketState
 from .observability import Metrics
 from .parsing import COLUMNS
 from .session import RithmicSession
@@ -39,6 +40,8 @@ class Collector:
         self.subs: SubscriptionManager | None = None
         self.gaps: GapManager | None = None
         self.control: ControlStore | None = None
+        self.market: MarketState | None = None
+        self.live: LivePublisher | None = None
         self._tasks: list[asyncio.Task] = []
         # Per symbol, the clock instant up to which everything the market sent is stored or inside a
         # recorded gap; the heartbeat publishes it and the next start-up decides restart gaps from it.
@@ -57,6 +60,8 @@ class Collector:
         with contextlib.suppress(Exception):
             await self.control.maintain()
         self.ingest = Ingest(self.writer, clock=s.clock)
+        if s.live_snapshots:  # the console's live view shares the ingest's ring of recent trades
+            self.market = self.ingest.live = MarketState(self.ingest.recent_trades)
         self.session = RithmicSession(s, self.ingest, secrets_client=self._secrets_client)
         self.subs = SubscriptionManager(self.session, self.control, s.redis_url.value, consumer=s.collector_id,
                                         clock=s.clock)
@@ -80,6 +85,10 @@ class Collector:
             asyncio.create_task(self._heartbeat(stop), name="heartbeat"),
             asyncio.create_task(self._maintenance(stop), name="maintenance"),
         ]
+        if self.market is not None:
+            self.live = LivePublisher(self.market, self.ingest.quotes, s.redis_url.value, s.clock,
+                                      last_message_at=lambda: self.ingest.last_message_at)
+            self._tasks.append(asyncio.create_task(self.live.run(stop), name="live"))
 
     async def _open_restart_gaps(self) -> None:
         """Whatever the market did while we were not running (a deploy, a crash, SIGKILL)
@@ -109,8 +118,9 @@ class Collector:
                 log.info("restart while the market was closed: nothing missed, no gap", extra={"fields": {
                     "symbol": symbol, "from": since.isoformat(), "to": markets.iso(t)}})
                 continue
-            gaps[symbol] = (r["exchange"], last_ts)
+            gaps[symbol] = (r["exchange"], last_ts, r["held"])
         self.gaps.open_restart_gaps(gaps)
+
     async def _on_dropped(self, batch, cause):
         await self.gaps.on_dropped(batch, cause)
 
@@ -143,6 +153,11 @@ class Collector:
                 await asyncio.wait_for(self.session.stop(timeout=2.0), timeout=3.0)
         if self.writer is not None:
             await self.writer.close()
+        if self.gaps is not None:
+            # Drops recorded on disk while the database was away (the last ones may come from the
+            # final flush) go to PostgreSQL now if it answers; otherwise the next start moves them.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.gaps.flush_pending(), timeout=3.0)
         await self._event("disconnected", "shutdown")
         # Everything received is stored (or spooled) and every outage recorded: the next start-up
         # may count from here.
@@ -150,7 +165,7 @@ class Collector:
             await self._record_session_events()
             await self.control.heartbeat(self.settings.collector_id, False, self.ingest.last_message_at, 0.0,
                                          self.writer.pending_rows, self.writer.spool.bytes,
-                                         self._markets(final=True))
+                                         markets=self._markets(final=True))
         self._write_health(connected=False)
         await self.control.close()
         log.info("collector stopped", extra={"fields": {"rows_written": self.writer.rows_written,
@@ -187,9 +202,9 @@ class Collector:
         for symbol in active:
             if mark is not None and symbol not in unsettled and mark > self._recorded_until.get(symbol, 0.0):
                 self._recorded_until[symbol] = mark
-            last_trade = self.ingest.last_trade_ts.get(symbol)
+            last_trade = self.ingest.last_trade(symbol)
             out[symbol] = {**markets.market_json(symbol, t),
-                           "last_trade_at": last_trade.isoformat() if last_trade else None,
+                           "last_trade_at": last_trade[0].isoformat() if last_trade else None,
                            "recorded_until": markets.iso(self._recorded_until.get(symbol))}
         return out
 
@@ -216,6 +231,12 @@ class Collector:
         last_n, last_t = self.ingest.messages, time.monotonic()
         last_rows = dict(self.writer.rows_written)
         last_metrics, metrics_n = time.monotonic(), self.ingest.messages
+        # Latency: /health shows each symbol's figures over the trades since the previous
+        # heartbeat (a quiet symbol keeps its last ones, with their as_of); the EMF line those
+        # since the previous flush.
+        health_since: dict = {}
+        metrics_since: dict = {}
+        latency: dict[str, dict] = {}
         while not stop.is_set():
             await asyncio.sleep(2.0)
             now = time.monotonic()
@@ -227,9 +248,12 @@ class Collector:
             self.metrics.gauge("QueueDepth", self.writer.pending_rows)
             self.metrics.gauge("SpoolBytes", self.writer.spool.bytes)
             self.metrics.gauge("MessagesPerSecond", round(rate, 1))
+            for symbol, lat in latency_summary(self.ingest.recent_trades, health_since).items():
+                latency[symbol] = {**lat, "as_of": lat["as_of"].isoformat(timespec="microseconds")}
             try:
                 await self.control.heartbeat(self.settings.collector_id, connected, self.ingest.last_message_at,
-                                             rate, self.writer.pending_rows, self.writer.spool.bytes, markets_doc)
+                                             rate, self.writer.pending_rows, self.writer.spool.bytes,
+                                             json.dumps(latency), markets_doc)
                 await self._record_session_events()
                 await self.gaps.flush_pending()
             except Exception:
@@ -242,6 +266,7 @@ class Collector:
                 self.metrics.gauge("MalformedFramesTotal", self.ingest.malformed)
                 # Book updates skipped after an outage until the next snapshot rebuilds the book.
                 self.metrics.gauge("BookUpdatesSkippedTotal", self.ingest.book_untrusted_dropped)
+                self.metrics.latency(latency_summary(self.ingest.recent_trades, metrics_since))
                 self.metrics.flush(self.settings.collector_id)
                 last_metrics, metrics_n = now, self.ingest.messages
 

@@ -99,6 +99,9 @@ async def write_batch(conn: asyncpg.Connection, table: str, rows: list[tuple],
                       batch_id: uuid.UUID | None = None, timeout: float | None = None) -> bool:
     """COPY `rows` into `table` in one transaction; False when this batch id was committed before."""
     columns = COLUMNS[table]  # KeyError for an unknown table: a programming error
+    if rows and len(rows[0]) < len(columns):
+        # A batch spooled before the table gained columns: they were added last and are nullable.
+        columns = columns[: len(rows[0])]
     batch_id = batch_id or uuid.uuid4()
     async with conn.transaction():
         claimed = await conn.fetchval(_CLAIM_AND_COUNT, batch_id, table, len(rows), *counter_deltas(rows),

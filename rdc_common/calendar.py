@@ -197,43 +197,60 @@ def cache_dir() -> Path:
     return Path(base) / "rithmic-data-collector" / "calendars"
 
 
+def bundle_dir() -> Path:
+    """Schedules written down at packaging time (`write_bundle`), for a runtime without the library:
+    RDC_CALENDAR_BUNDLE, else `calendar_bundle/` beside this module (where the Lambda package has it)."""
+    configured = os.environ.get("RDC_CALENDAR_BUNDLE", "").strip()
+    return Path(configured) if configured else Path(__file__).with_name("calendar_bundle")
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write(path: Path, doc: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(path)  # whole or not at all, for the processes reading it concurrently
+    except OSError:
+        pass  # a read-only home (Lambda): compute again next time
+
+
 def _schedule(name: str, year: int):
     """The library's schedule of `name` for the sessions of one year, as (open, close, trade date)
     intervals plus session opens/closes by trade date.
 
     Computing it imports pandas and the calendars (about a second) and every process asks for the
     same few years, so the result is kept on disk, keyed by the library versions: the library stays
-    the one source of truth, the file is only its answer written down.
+    the one source of truth, the file is only its answer written down. A runtime packaged without the
+    library (the API's Lambda) reads the bundle written when it was packaged.
     """
     path = cache_dir() / _library_versions() / f"{name}-{year}.json"
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        doc = None
+    doc = _read(path) or _read(bundle_dir() / f"{name}-{year}.json")
     if doc is None:
-        doc = _compute_schedule(name, year)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(doc))
-            tmp.replace(path)  # whole or not at all, for the processes reading it concurrently
-        except OSError:
-            pass  # a read-only home (Lambda): compute again next time
+        doc = _compute_schedules(name, year, year)[year]
+        _write(path, doc)
     day = dt.date.fromisoformat
     intervals = [(o, c, day(d)) for o, c, d in doc["intervals"]]
     return intervals, {day(d): t for d, t in doc["opens"].items()}, {day(d): t for d, t in doc["closes"].items()}
 
 
-def _compute_schedule(name: str, year: int) -> dict:
+def _compute_schedules(name: str, first_year: int, last_year: int) -> dict[int, dict]:
+    """One schedule document per year (sessions by the year of their trade date), from one library call."""
     import pandas_market_calendars as mcal  # pandas: loaded only when no cached answer exists
 
     cal = mcal.get_calendar(name)
-    sched = cal.schedule(start_date=f"{year}-01-01", end_date=f"{year}-12-31")
-    intervals: list[tuple[float, float, str]] = []
-    opens: dict[str, float] = {}
-    closes: dict[str, float] = {}
+    sched = cal.schedule(start_date=f"{first_year}-01-01", end_date=f"{last_year}-12-31")
+    docs = {y: {"calendar": name, "intervals": [], "opens": {}, "closes": {}} for y in range(first_year, last_year + 1)}
     has_break = "break_start" in sched.columns
     for label, row in zip(sched.index, sched.itertuples(index=False), strict=True):
+        doc = docs[label.year]
+        intervals, opens, closes = doc["intervals"], doc["opens"], doc["closes"]
         day = label.date().isoformat()
         o, c = row.market_open.timestamp(), row.market_close.timestamp()
         opens[day], closes[day] = o, c
@@ -244,7 +261,36 @@ def _compute_schedule(name: str, year: int) -> dict:
                 intervals.append((b1.timestamp(), c, day))
                 continue
         intervals.append((o, c, day))
-    return {"calendar": name, "intervals": intervals, "opens": opens, "closes": closes}
+    return docs
+
+
+# The years `write_bundle` writes down by default: a deployed API resolves continuous symbols and
+# schedules rolls without the library for instants in these years but the first and the last (an
+# instant needs the years either side of its own: a session can open in the year before its date).
+BUNDLE_YEARS = (2020, 2040)
+
+
+def write_bundle(directory: Path, first_year: int = BUNDLE_YEARS[0], last_year: int = BUNDLE_YEARS[1]) -> int:
+    """Write the schedules of every catalogue calendar for [first_year, last_year] into `directory`
+    (read back by `_schedule` through RDC_CALENDAR_BUNDLE or calendar_bundle/). Years already in the
+    on-disk cache are copied from it; the rest take one library call per calendar. Returns files written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    versions = _library_versions()
+    written = 0
+    for name in sorted({p.calendar for p in PRODUCTS.values()}):
+        years = range(first_year, last_year + 1)
+        docs = {y: _read(cache_dir() / versions / f"{name}-{y}.json") for y in years}
+        missing = [y for y, doc in docs.items() if doc is None]
+        if missing:
+            computed = _compute_schedules(name, min(missing), max(missing))
+            for y in missing:
+                docs[y] = computed[y]
+                _write(cache_dir() / versions / f"{name}-{y}.json", computed[y])
+        for y, doc in docs.items():
+            (directory / f"{name}-{y}.json").write_text(json.dumps(doc, separators=(",", ":")))
+            written += 1
+    return written
 
 
 def warm(products=None, around: float | None = None) -> None:
@@ -306,3 +352,30 @@ def is_expired(c: Contract, t: float) -> bool:
 def contract_at(symbol: str, t: float) -> Contract:
     """The catalogue contract `symbol` names, its year read as the one nearest to instant `t`."""
     return contract(symbol, dt.datetime.fromtimestamp(t, UTC).date())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rdc_common.calendar bundle DIR [--years 2020-2040]`: write the bundle a package
+    without pandas_market_calendars (the API's Lambda) reads."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m rdc_common.calendar")
+    sub = parser.add_subparsers(dest="command", required=True)
+    bundle = sub.add_parser("bundle", help="write every catalogue calendar's schedules for a range of years")
+    bundle.add_argument("directory", type=Path)
+    bundle.add_argument("--years", default=f"{BUNDLE_YEARS[0]}-{BUNDLE_YEARS[1]}",
+                        help="first-last, inclusive (default %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        first, last = (int(x) for x in args.years.split("-"))
+    except ValueError:
+        parser.error(f"--years must be two years such as 2020-2040, not {args.years!r}")
+    if not 1900 <= first <= last <= 2200:
+        parser.error(f"--years must run forwards within 1900-2200, not {args.years!r}")
+    n = write_bundle(args.directory, first, last)
+    print(f"wrote {n} schedules ({first}-{last}) to {args.directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,6 +18,9 @@ EXCHANGES = ("CME", "CBOT", "NYMEX", "COMEX", "CFE")
 # Product code (1-3 chars, may start with a digit as in 6E), month code, one-digit year.
 _SYMBOL_RE = re.compile(r"^([A-Z0-9]{1,3}?)([FGHJKMNQUVXZ])([0-9])$")
 _PRODUCT_RE = re.compile(r"^[A-Z0-9]{1,3}$")
+# Databento's continuous-contract notation, calendar roll: product code, ".c.", rank (ES.c.0 is the
+# front month, ES.c.1 the contract after it). Matched upper-cased; shown with a lower-case "c".
+_CONTINUOUS_RE = re.compile(r"^([A-Z0-9]{1,3})\.C\.([0-9])$")
 
 
 class SymbolError(ValueError):
@@ -132,6 +135,44 @@ def is_product_code(raw: str) -> bool:
     return bool(_PRODUCT_RE.match(raw.strip().upper())) and raw.strip().upper() in PRODUCTS
 
 
+@dataclass(frozen=True)
+class Continuous:
+    """A continuous symbol such as ES.c.0: at each instant, the product's contract of that rank."""
+
+    product: Product
+    rank: int  # 0: the front month; n: the n-th contract after it in the product's listing cycle
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.product.code}.c.{self.rank}"
+
+
+def looks_continuous(raw: str) -> bool:
+    """Whether `raw` is written in the continuous notation (product code, .c., rank), known product or not."""
+    return isinstance(raw, str) and bool(_CONTINUOUS_RE.match(raw.strip().upper()))
+
+
+def parse_continuous(raw: str) -> Continuous:
+    """ES.c.0 (any case) as a Continuous; SymbolError with a sentence when it is not one of the catalogue's."""
+    m = _CONTINUOUS_RE.match(raw.strip().upper()) if isinstance(raw, str) else None
+    if m is None:
+        raise SymbolError(f"'{str(raw)[:32]}' is not a continuous symbol: use product code + .c. + rank, "
+                          f"for example ES.c.0 (the front month) or ES.c.1 (the contract after it)")
+    product = PRODUCTS.get(m.group(1))
+    if product is None:
+        raise SymbolError(f"'{raw.strip()[:32]}': continuous symbols exist for the catalogue's products only "
+                          f"({', '.join(sorted(PRODUCTS))}), not '{m.group(1)}'")
+    return Continuous(product, int(m.group(2)))
+
+
+def next_contract(c: Contract) -> Contract:
+    """The contract after `c` in its product's listing cycle (ESZ6 -> ESH7)."""
+    months = c.product.months
+    later = [code for code in months if MONTH_CODES.index(code) > MONTH_CODES.index(c.month_code)]
+    code, year = (later[0], c.year) if later else (months[0], c.year + 1)
+    return Contract(f"{c.product.code}{code}{year % 10}", c.product, code, year)
+
+
 def infer_exchange(symbol: str) -> str:
     """Exchange of a contract or product code, from the catalogue (ES -> CME, GC -> COMEX)."""
     code = symbol if symbol in PRODUCTS else split_symbol(symbol)[0]
@@ -148,6 +189,10 @@ def resolve_year(year_digit: int, today: dt.date) -> int:
     """The calendar year a one-digit contract year means: the nearest one not long past."""
     decade = today.year - today.year % 10
     year = decade + year_digit
+    # Early in a decade a high digit is the last decade's (ESZ9 on 2030-01-02 is December 2029, which
+    # expired days ago, not December 2039); a year more than one back is the next decade's.
+    if year - 10 >= today.year - 1:
+        year -= 10
     if year < today.year - 1:
         year += 10
     return year

@@ -18,6 +18,7 @@ from simulator.market import (
     Market,
     book_at,
     last_trade_before,
+    trade_stamps,
 )
 from simulator.mbo import PriceOrders, sequence_number
 
@@ -229,6 +230,7 @@ class Feed:
             last = last_trade_before(market, inst, sub.second, sub.index)
             if last is not None:
                 second, usecs, px, size, aggressor, volume = last
+                nsecs, gateway_second, gateway_usecs = trade_stamps(inst.key, second, usecs)
                 msg = wire.build(
                     "LastTrade",
                     symbol=inst.symbol,
@@ -239,8 +241,11 @@ class Feed:
                     trade_size=size,
                     aggressor=aggressor,
                     volume=volume,
-                    ssboe=second,
-                    usecs=usecs,
+                    source_ssboe=second,
+                    source_usecs=usecs,
+                    source_nsecs=nsecs,
+                    ssboe=gateway_second,
+                    usecs=gateway_usecs,
                 )
                 parts.append(wire.encode(msg))
                 c[3] += 1  # not a trade: counted apart, so last_trade counts trades only
@@ -249,7 +254,7 @@ class Feed:
             state = book_at(market, inst, sub.second, sub.index)
             ssboe, usecs = state.as_of
             if sub.snapshot_mask & 2:
-                b, bs, a, as_ = state.bbo()
+                b, bs, a, as_, bo, ao = state.bbo()
                 msg = wire.build(
                     "BestBidOffer",
                     symbol=inst.symbol,
@@ -258,8 +263,10 @@ class Feed:
                     is_snapshot=True,
                     bid_price=inst.price(b),
                     bid_size=bs,
+                    bid_orders=bo,
                     ask_price=inst.price(a),
                     ask_size=as_,
+                    ask_orders=ao,
                     ssboe=ssboe,
                     usecs=usecs,
                 )
@@ -277,8 +284,10 @@ class Feed:
                     update_type=SNAPSHOT_IMAGE,
                     bid_price=[inst.price(px) for px, _ in bids],
                     bid_size=[s for _, s in bids],
+                    bid_orders=[state.bid_orders[px] for px, _ in bids],
                     ask_price=[inst.price(px) for px, _ in asks],
                     ask_size=[s for _, s in asks],
+                    ask_orders=[state.ask_orders[px] for px, _ in asks],
                     ssboe=ssboe,
                     usecs=usecs,
                 )

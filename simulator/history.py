@@ -33,6 +33,9 @@ def open_seconds(inst: Instrument, start: int, end: int):
 async def tick_page(market: Market, inst: Instrument, start: int, finish: int, now: float, limit: int = PAGE_ROWS):
     """Trades (ssboe, usecs, px, size, aggressor) from [start, finish), up to now, for one page.
 
+    The time is the trade's exchange time, the live LastTrade's source_ssboe/source_usecs; a
+    ResponseTickBarReplay has no field for its nanoseconds or the gateway's stamp.
+
     Holds whole seconds only: at least one second with trades, then more while under ``limit``.
     """
     rows: list[tuple] = []

@@ -6,6 +6,11 @@ at strictly increasing microsecond offsets, and ends with a *roll* event at offs
 that restates the levels that differ from the next second's anchor. Live feeds, snapshots and
 history replay all read the same :class:`Tape`, so they agree by construction.
 
+Every book level carries its order count: the resting orders behind it are tracked through the
+tape with the same rules market-by-order depth replays them by (simulator/mbo.py), starting each
+second from the anchor's decomposition (`Market.orders_of_level`), so OrderBook and BBO order
+counts equal the number of orders a DepthByOrder subscriber holds at that price, at every event.
+
 The market trades only while the product's exchange is open (rdc_common.calendar): a second in a
 daily halt, a weekend or a holiday has an empty tape. The last open second before a close rolls
 to the anchor of the first second after it, so the book a client holds across the close is the
@@ -17,6 +22,7 @@ from __future__ import annotations
 import array
 import bisect
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import math
@@ -35,7 +41,7 @@ from rdc_common.products import (
     normalize_exchange,
     normalize_symbol,
 )
-from simulator.wire import T_USECS, varint
+from simulator.wire import T_SOURCE_NSECS, T_SOURCE_USECS, T_USECS, varint
 
 LEVELS = 10  # price levels per side in every book
 ROLL_OFFSET = 999_999  # microsecond of the roll event, the last of each second
@@ -249,6 +255,73 @@ def _decomp_key(key: int, side: int, px: int, size: int) -> int:
     return mix64((key ^ (side * 0x51ED270B27A1E5D5) ^ (px * 0x2545F4914F6CDD1D) ^ (size << 40)) & M64)
 
 
+# --- the clocks of a trade -----------------------------------------------------------------------
+# A LastTrade carries two times, as Rithmic's does: the exchange's (source_ssboe/usecs/nsecs, the
+# event itself) and the gateway's (ssboe/usecs, when the ticker plant stamped it). The tape's event
+# offset is the exchange time in microseconds; the nanoseconds and the gateway's delay are derived
+# from the instrument's seeded key and the trade's absolute microsecond, so a seed fixes both.
+
+GATEWAY_MIN_US = 150  # the gateway stamps a trade 150..600 us after the exchange
+GATEWAY_SPAN_US = 450
+_DELAY_STEP_US = 1000  # the delay moves linearly between values drawn every millisecond
+_NS_MULT = 2654435761  # Knuth's multiplicative hash: sub-microsecond digits from the microsecond
+
+
+@functools.lru_cache(maxsize=256)
+def clock_table(key: int, second: int) -> tuple[tuple[int, ...], int]:
+    """What the trade clocks of one instrument's second derive from: the gateway's delay at each of
+    its 1,001 millisecond marks (the last is the next second's first, so delays join up), and the
+    salt of its sub-microsecond digits. Drawn once per second, so a trade costs small-int arithmetic."""
+    base = second * 1000
+    delays = tuple(((((key + base + q) * _GOLD) & M64) >> 32) % (GATEWAY_SPAN_US + 1) for q in range(1001))
+    return delays, mix64((key ^ second) & M64) & 0xFFFFF
+
+
+def stamps_in(table: tuple[tuple[int, ...], int], second: int, usecs: int) -> tuple[int, int, int]:
+    """trade_stamps with the second's clock_table already in hand (the feed's hot path)."""
+    delays, salt = table
+    q, r = divmod(usecs, _DELAY_STEP_US)
+    d0 = delays[q]
+    g = usecs + GATEWAY_MIN_US + d0 + (delays[q + 1] - d0) * r // _DELAY_STEP_US
+    nsecs = usecs * 1000 + (((usecs ^ salt) * _NS_MULT) >> 16) % 1000
+    if g >= 1_000_000:
+        return nsecs, second + 1, g - 1_000_000
+    return nsecs, second, g
+
+
+def trade_stamps(key: int, second: int, usecs: int) -> tuple[int, int, int]:
+    """(source_nsecs, gateway ssboe, gateway usecs) of the trade at ``usecs`` into ``second``.
+
+    ``source_nsecs`` is the exchange's nanoseconds within the second (``usecs * 1000`` plus a
+    deterministic 0..999). The gateway's delay drifts (slope under 1/2), so gateway stamps never
+    run backwards while exchange times move forward, and it may carry into the next second.
+    """
+    return stamps_in(clock_table(key, second), second, usecs)
+
+def _fill_oldest(orders: list[int], qty: int) -> None:
+    """A trade of ``qty`` fills the oldest orders first (mbo.PriceOrders does the same)."""
+    while qty > 0:
+        first = orders[0]
+        if first <= qty:
+            qty -= first
+            del orders[0]
+        else:
+            orders[0] = first - qty
+            return
+
+
+def _cancel_newest(orders: list[int], qty: int) -> None:
+    """A cancellation of ``qty`` comes from the newest orders (mbo.PriceOrders does the same)."""
+    while qty > 0:
+        last = orders[-1]
+        if last <= qty:
+            qty -= last
+            orders.pop()
+        else:
+            orders[-1] = last - qty
+            return
+
+
 class Market:
     """The deterministic market of one simulator run: anchors, tapes and cumulative volume."""
 
@@ -262,6 +335,7 @@ class Market:
         self._tapes: dict[str, OrderedDict[tuple[int, int], Tape]] = {}
         self._tapes_per_symbol = tapes_per_symbol
         self._weights: OrderedDict[tuple[str, int], tuple[bytes, array.array]] = OrderedDict()
+        self._decomp: dict[tuple[int, int, int, int], tuple[int, ...]] = {}
 
     # instruments
     def instrument(self, c: Contract) -> Instrument:
@@ -376,28 +450,41 @@ class Market:
             tapes.move_to_end(cache_key)
         return t
 
-    # order decomposition for market-by-order depth
+    # order decomposition for market-by-order depth and the books' order counts
+    def order_sizes(self, inst: Instrument, side: int, px: int, size: int) -> tuple[int, ...]:
+        """The sizes of the resting orders a level of ``size`` starts as, oldest first; same for every second."""
+        key = (inst.key, side, px, size)
+        sizes = self._decomp.get(key)
+        if sizes is None:
+            if size <= 0:
+                sizes = ()
+            else:
+                h = _decomp_key(inst.key, side, px, size)
+                n = min(size, 1 + min(4, size // 12))
+                cuts = sorted({1 + (mix64(h + i) % (size - 1)) for i in range(n - 1)}) if size > 1 else []
+                bounds = [0, *cuts, size]
+                sizes = tuple(bounds[i + 1] - bounds[i] for i in range(len(bounds) - 1))
+            if len(self._decomp) > 200_000:
+                self._decomp.clear()
+            self._decomp[key] = sizes
+        return sizes
+
     def orders_of_level(self, inst: Instrument, side: int, px: int, size: int) -> list[list]:
         """The resting orders [id, size, priority] a level of ``size`` starts as; same for every second."""
-        if size <= 0:
+        sizes = self.order_sizes(inst, side, px, size)
+        if not sizes:
             return []
         h = _decomp_key(inst.key, side, px, size)
-        n = min(size, 1 + min(4, size // 12))
-        cuts = sorted({1 + (mix64(h + i) % (size - 1)) for i in range(n - 1)}) if size > 1 else []
-        bounds = [0, *cuts, size]
-        orders = []
-        for i in range(len(bounds) - 1):
-            oid = str(10**11 + mix64(h ^ (i + 1)) % (9 * 10**11))
-            orders.append([oid, bounds[i + 1] - bounds[i], i + 1])
-        return orders
+        return [[str(10**11 + mix64(h ^ (i + 1)) % (9 * 10**11)), q, i + 1] for i, q in enumerate(sizes)]
 
 
 class Tape:
     """The events of one symbol in one second, generated lazily in order.
 
     ``events[i] = (usecs, trade, bbo, groups)``: ``trade`` is (px, size, aggressor, volume) or
-    None, ``bbo`` is (bid, bid_size, ask, ask_size) or None, ``groups`` the book messages, each
-    a tuple of (side, px, size, reason) changes. Every event changes the book.
+    None, ``bbo`` is (bid, bid_size, ask, ask_size, bid_orders, ask_orders) or None, ``groups`` the
+    book messages, each a tuple of (side, px, size, reason, orders) changes (size and orders 0
+    delete the level). Every event changes the book.
     """
 
     def __init__(self, market: Market, inst: Instrument, second: int, rate: int):
@@ -452,6 +539,9 @@ class Tape:
         self._cumvol = m.volume_before(inst, s)
         self._b, self._a = anchor.bid, anchor.ask
         self._bids, self._asks = list(anchor.bids), list(anchor.asks)
+        # The order sizes behind each level, oldest first, kept as mbo.PriceOrders keeps them.
+        self._bo = [list(m.order_sizes(inst, BID, anchor.bid - k, q)) for k, q in enumerate(anchor.bids)]
+        self._ao = [list(m.order_sizes(inst, ASK, anchor.ask + k, q)) for k, q in enumerate(anchor.asks)]
         self._target2 = self._next_anchor.bid + self._next_anchor.ask
         self.volume_at_start = self._cumvol
 
@@ -466,6 +556,8 @@ class Tape:
         cum, inv_width = self._cum, self._inv_width
         lo, hi, w = cum[seg], cum[seg + 1], inv_width[seg]
         b, a, bids, asks = self._b, self._a, self._bids, self._asks
+        bo, ao = self._bo, self._ao
+        orders_of = self.market.order_sizes
         trades_left, volume_left, cumvol = self._trades_left, self._volume_left, self._cumvol
         target2 = self._target2
         events, offsets, packed = self.events, self.offsets, self.packed_counts
@@ -510,12 +602,19 @@ class Tape:
                         old = a
                         a += 1
                         del asks[0]
+                        del ao[0]
                         deep = size_of(inst, ASK, a + 9, 9, second)
                         asks.append(deep)
-                        book = (((ASK, old, 0, R_DELETE), (ASK, a + 9, deep, R_NEW)),)
+                        ao.append(list(orders_of(inst, ASK, a + 9, deep)))
+                        book = (((ASK, old, 0, R_DELETE, 0), (ASK, a + 9, deep, R_NEW, len(ao[9]))),)
                     else:
                         asks[0] = top - size
-                        book = (((ASK, a, top - size, R_TRADE),),)
+                        first = ao[0][0]
+                        if first > size:  # the usual case, inline: the oldest order is partly filled
+                            ao[0][0] = first - size
+                        else:
+                            _fill_oldest(ao[0], size)
+                        book = (((ASK, a, top - size, R_TRADE, len(ao[0])),),)
                 else:  # a seller hits the bid
                     top = bids[0]
                     trade = (b, size, SELL, cumvol)
@@ -523,13 +622,20 @@ class Tape:
                         old = b
                         b -= 1
                         del bids[0]
+                        del bo[0]
                         deep = size_of(inst, BID, b - 9, 9, second)
                         bids.append(deep)
-                        book = (((BID, old, 0, R_DELETE), (BID, b - 9, deep, R_NEW)),)
+                        bo.append(list(orders_of(inst, BID, b - 9, deep)))
+                        book = (((BID, old, 0, R_DELETE, 0), (BID, b - 9, deep, R_NEW, len(bo[9]))),)
                     else:
                         bids[0] = top - size
-                        book = (((BID, b, top - size, R_TRADE),),)
-                events.append((off, trade, (b, bids[0], a, asks[0]), book))
+                        first = bo[0][0]
+                        if first > size:
+                            bo[0][0] = first - size
+                        else:
+                            _fill_oldest(bo[0], size)
+                        book = (((BID, b, top - size, R_TRADE, len(bo[0])),),)
+                events.append((off, trade, (b, bids[0], a, asks[0], len(bo[0]), len(ao[0])), book))
                 count += _ONE_TRADE_EVENT
             else:
                 x = rnd()
@@ -537,18 +643,20 @@ class Tape:
                 if x >= 0.45 and (a - b == 1 or x >= 0.85):  # a deeper level changes: book only
                     k = 1 + int(rnd() * 9)
                     if rnd() < 0.5:
-                        levels, side, px = bids, BID, b - k
+                        levels, orders, side, px = bids, bo[k], BID, b - k
                     else:
-                        levels, side, px = asks, ASK, a + k
+                        levels, orders, side, px = asks, ao[k], ASK, a + k
                     d = 1 + int(rnd() * 12)
                     cur = levels[k]
                     if rnd() < 0.5 or cur == 1:
                         levels[k] = cur + d
-                        events.append((off, None, None, (((side, px, cur + d, R_ADD),),)))
+                        orders.append(d)  # a new order joins the back of the queue
+                        events.append((off, None, None, (((side, px, cur + d, R_ADD, len(orders)),),)))
                     else:
                         new = cur - d if cur > d else 1
                         levels[k] = new
-                        events.append((off, None, None, (((side, px, new, R_CANCEL),),)))
+                        _cancel_newest(orders, cur - new)
+                        events.append((off, None, None, (((side, px, new, R_CANCEL, len(orders)),),)))
                     count += _ONE_BOOK_EVENT
                 else:
                     drift = target2 - b - a
@@ -558,41 +666,51 @@ class Tape:
                             s = size_of(inst, BID, b, 0, second)
                             bids.insert(0, s)
                             del bids[LEVELS]
-                            book = (((BID, b, s, R_NEW), (BID, b - LEVELS, 0, R_DELETE)),)
+                            bo.insert(0, list(orders_of(inst, BID, b, s)))
+                            del bo[LEVELS]
+                            book = (((BID, b, s, R_NEW, len(bo[0])), (BID, b - LEVELS, 0, R_DELETE, 0)),)
                         else:
                             a -= 1
                             s = size_of(inst, ASK, a, 0, second)
                             asks.insert(0, s)
                             del asks[LEVELS]
-                            book = (((ASK, a, s, R_NEW), (ASK, a + LEVELS, 0, R_DELETE)),)
+                            ao.insert(0, list(orders_of(inst, ASK, a, s)))
+                            del ao[LEVELS]
+                            book = (((ASK, a, s, R_NEW, len(ao[0])), (ASK, a + LEVELS, 0, R_DELETE, 0)),)
                     else:  # the top of one side changes
                         y = rnd()
                         if y < 0.06 and drift < -1:  # the bid is pulled: the market ticks down
                             old = b
                             b -= 1
                             del bids[0]
+                            del bo[0]
                             deep = size_of(inst, BID, b - 9, 9, second)
                             bids.append(deep)
-                            book = (((BID, old, 0, R_DELETE), (BID, b - 9, deep, R_NEW)),)
+                            bo.append(list(orders_of(inst, BID, b - 9, deep)))
+                            book = (((BID, old, 0, R_DELETE, 0), (BID, b - 9, deep, R_NEW, len(bo[9]))),)
                         elif y < 0.06 and drift > 1:  # the offer is pulled: the market ticks up
                             old = a
                             a += 1
                             del asks[0]
+                            del ao[0]
                             deep = size_of(inst, ASK, a + 9, 9, second)
                             asks.append(deep)
-                            book = (((ASK, old, 0, R_DELETE), (ASK, a + 9, deep, R_NEW)),)
+                            ao.append(list(orders_of(inst, ASK, a + 9, deep)))
+                            book = (((ASK, old, 0, R_DELETE, 0), (ASK, a + 9, deep, R_NEW, len(ao[9]))),)
                         else:
-                            levels, side, px = (bids, BID, b) if y < 0.53 else (asks, ASK, a)
+                            levels, orders, side, px = (bids, bo[0], BID, b) if y < 0.53 else (asks, ao[0], ASK, a)
                             d = 1 + int(rnd() * 8)
                             cur = levels[0]
                             if rnd() < 0.5 or cur == 1:
                                 levels[0] = cur + d
-                                book = (((side, px, cur + d, R_ADD),),)
+                                orders.append(d)
+                                book = (((side, px, cur + d, R_ADD, len(orders)),),)
                             else:
                                 new = cur - d if cur > d else 1
                                 levels[0] = new
-                                book = (((side, px, new, R_CANCEL),),)
-                    events.append((off, None, (b, bids[0], a, asks[0]), book))
+                                _cancel_newest(orders, cur - new)
+                                book = (((side, px, new, R_CANCEL, len(orders)),),)
+                    events.append((off, None, (b, bids[0], a, asks[0], len(bo[0]), len(ao[0])), book))
                     count += _ONE_QUOTE_EVENT
             offsets.append(off)
             packed.append(count)
@@ -602,7 +720,7 @@ class Tape:
         self._b, self._a = b, a
         self._trades_left, self._volume_left, self._cumvol = trades_left, volume_left, cumvol
         if i >= n and not self.done:
-            roll = self._roll(b, a, bids, asks)
+            roll = self._roll(b, a, bids, asks, bo, ao)
             if roll is not None:
                 events.append(roll)
                 offsets.append(ROLL_OFFSET)
@@ -614,21 +732,31 @@ class Tape:
             self.done = True
             self.volume_at_end = cumvol
 
-    def _roll(self, b: int, a: int, bids: list[int], asks: list[int]):
-        """The event that moves the book from where the second ended to the next anchor."""
+    def _roll(self, b: int, a: int, bids: list[int], asks: list[int], bo: list[list], ao: list[list]):
+        """The event that moves the book from where the second ended to the next anchor: every level
+        whose size or order count differs from the anchor's (market-by-order depth moves the orders
+        there at the same instant)."""
         nxt = self._next_anchor
+        inst, orders_of = self.inst, self.market.order_sizes
         deletes = []
         changes = {BID: [], ASK: []}
-        for side, old_top, sizes, new in ((BID, b, bids, nxt.levels(BID)), (ASK, a, asks, nxt.levels(ASK))):
+        top_counts = {}
+        for side, old_top, sizes, orders, new in ((BID, b, bids, bo, nxt.levels(BID)),
+                                                  (ASK, a, asks, ao, nxt.levels(ASK))):
             sign = -1 if side == BID else 1
-            old = {old_top + sign * k: s for k, s in enumerate(sizes)}
-            deletes += [(side, px, 0, R_ROLL) for px in old if px not in new]
-            changes[side] = [(side, px, s, R_ROLL) for px, s in new.items() if old.get(px) != s]
+            old = {old_top + sign * k: (s, len(orders[k])) for k, s in enumerate(sizes)}
+            deletes += [(side, px, 0, R_ROLL, 0) for px in old if px not in new]
+            for px, s in new.items():
+                n = len(orders_of(inst, side, px, s))
+                if old.get(px) != (s, n):
+                    changes[side].append((side, px, s, R_ROLL, n))
+                if px == (nxt.bid if side == BID else nxt.ask):
+                    top_counts[side] = n
         groups = tuple(g for g in (tuple(deletes), tuple(changes[BID]), tuple(changes[ASK])) if g)
         if not groups:
             return None
-        new_bbo = (nxt.bid, nxt.bids[0], nxt.ask, nxt.asks[0])
-        bbo = new_bbo if new_bbo != (b, bids[0], a, asks[0]) else None
+        new_bbo = (nxt.bid, nxt.bids[0], nxt.ask, nxt.asks[0], top_counts[BID], top_counts[ASK])
+        bbo = new_bbo if new_bbo != (b, bids[0], a, asks[0], len(bo[0]), len(ao[0])) else None
         return (ROLL_OFFSET, None, bbo, groups)
 
     def generate_some(self) -> bool:
@@ -662,21 +790,32 @@ class Tape:
         return b"".join(enc[i:j])
 
     def _encode(self, mask: int, enc: list[bytes], j: int) -> None:
+        second = self.second
         if self._encoder is None:
-            from simulator.wire import HotEncoder, ssboe_field
+            from simulator.wire import HotEncoder, source_ssboe_field, ssboe_field
 
             self._encoder = HotEncoder(self.inst.symbol, self.inst.exchange, self.inst.price)
-            self._tprefix = ssboe_field(self.second) + T_USECS
+            self._tprefix = ssboe_field(second) + T_USECS
+            self._source_prefix = source_ssboe_field(second) + T_SOURCE_USECS
+            # a trade's gateway stamp is in this second or, late in it, the next
+            self._gateway_prefix = (self._tprefix, ssboe_field(second + 1) + T_USECS)
         e = self._encoder
-        tprefix = self._tprefix
+        tprefix, source_prefix, gateway_prefix = self._tprefix, self._source_prefix, self._gateway_prefix
+        clock = clock_table(self.inst.key, second) if mask & 1 else None
         want_lt, want_bbo, want_book = mask & 1, mask & 2, mask & 4
         lt, bbo_, book_ = e.last_trade, e.bbo, e.book
         events = self.events
         append = enc.append
         for k in range(len(enc), j):
             off, trade, bbo, groups = events[k]
-            tf = tprefix + varint(off)
-            out = lt(tf, trade) if want_lt and trade is not None else b""
+            uf = varint(off)
+            tf = tprefix + uf
+            if want_lt and trade is not None:
+                nsecs, gs, gu = stamps_in(clock, second, off)
+                out = lt(b"".join((source_prefix, uf, T_SOURCE_NSECS, varint(nsecs), gateway_prefix[gs - second],
+                                   varint(gu))), trade)
+            else:
+                out = b""
             if want_bbo and bbo is not None:
                 out += bbo_(tf, bbo)
             if want_book:
@@ -702,6 +841,12 @@ class Tape:
         self.complete()
         return [(ev[0], *ev[1]) for ev in self.events if ev[1] is not None]
 
+    def trade_times(self):
+        """(usecs, source_nsecs, gateway ssboe, gateway usecs) of every trade in the second."""
+        self.complete()
+        key, second = self.inst.key, self.second
+        return [(ev[0], *trade_stamps(key, second, ev[0])) for ev in self.events if ev[1] is not None]
+
 
 @dataclass
 class BookState:
@@ -710,11 +855,14 @@ class BookState:
     bids: dict[int, int]
     asks: dict[int, int]
     as_of: tuple[int, int]  # (ssboe, usecs) of the last event applied
+    bid_orders: dict[int, int]  # price -> resting orders
+    ask_orders: dict[int, int]
 
-    def bbo(self) -> tuple[int, int, int, int]:
+    def bbo(self) -> tuple[int, int, int, int, int, int]:
+        """(bid, bid size, ask, ask size, bid orders, ask orders), as the tape's BBO events carry it."""
         b = max(self.bids)
         a = min(self.asks)
-        return b, self.bids[b], a, self.asks[a]
+        return b, self.bids[b], a, self.asks[a], self.bid_orders[b], self.ask_orders[a]
 
 
 def book_at(market: Market, inst: Instrument, second: int, index: int) -> BookState:
@@ -723,20 +871,24 @@ def book_at(market: Market, inst: Instrument, second: int, index: int) -> BookSt
         second, index = inst.next_open_second(second), 0
     anchor = market.anchor(inst, second)
     bids, asks = anchor.levels(BID), anchor.levels(ASK)
+    counts = {side: {px: len(market.order_sizes(inst, side, px, q)) for px, q in levels.items()}
+              for side, levels in ((BID, bids), (ASK, asks))}
     # The book at a second's start is the previous open second's last (roll) event.
     as_of = (inst.last_open_second_before(second) or second - 1, ROLL_OFFSET)
     tape = market.tape(inst, second)
     tape.ensure(index)
     for off, _trade, _bbo, groups in tape.events[:index]:
         for group in groups:
-            for side, px, size, _reason in group:
-                levels = bids if side == BID else asks
+            for side, px, size, _reason, orders in group:
+                levels, level_orders = (bids, counts[BID]) if side == BID else (asks, counts[ASK])
                 if size:
                     levels[px] = size
+                    level_orders[px] = orders
                 else:
                     levels.pop(px, None)
+                    level_orders.pop(px, None)
         as_of = (second, off)
-    return BookState(bids, asks, as_of)
+    return BookState(bids, asks, as_of, counts[BID], counts[ASK])
 
 
 def last_trade_before(market: Market, inst: Instrument, second: int, index: int, lookback: int = 10):

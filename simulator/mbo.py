@@ -69,7 +69,7 @@ class PriceOrders:
         out: list[tuple] = []
         px = self.px
         for group in groups:
-            for side, cpx, size, reason in group:
+            for side, cpx, size, reason, _orders in group:
                 if cpx == px and reason != R_ROLL:
                     self._apply(side, size, reason, second, usecs, out)
         return out

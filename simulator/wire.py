@@ -27,8 +27,12 @@ def varint(value: int) -> bytes:
     """Protobuf base-128 varint of a non-negative integer."""
     if value < 16384:
         return _VARINT_TABLE[value]
-    if value < 2097152:  # microseconds of a second land here: keep it branch-light
-        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
+    # Every 14 bits are two bytes with the continuation bit set: the microseconds of each event
+    # (3 bytes) and a trade's nanoseconds (4 or 5) are two or three table lookups.
+    if value < 268435456:
+        return _LOW14[value & 0x3FFF] + _VARINT_TABLE[value >> 14]
+    if value < 4398046511104:
+        return _LOW14[value & 0x3FFF] + _LOW14[(value >> 14) & 0x3FFF] + _VARINT_TABLE[value >> 28]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -39,6 +43,7 @@ def varint(value: int) -> bytes:
 
 # Sizes and counts are small: a table lookup beats building bytes for each.
 _VARINT_TABLE = [bytes([v]) if v < 0x80 else bytes([(v & 0x7F) | 0x80, v >> 7]) for v in range(16384)]
+_LOW14 = [bytes(((v & 0x7F) | 0x80, (v >> 7) | 0x80)) for v in range(16384)]
 
 
 def tag(field_number: int, wire_type: int) -> bytes:
@@ -135,19 +140,26 @@ F_EXCHANGE = 110101
 F_PRESENCE_BITS = 149138
 F_SSBOE = 150100
 F_USECS = 150101
+F_SOURCE_SSBOE = 150400
+F_SOURCE_USECS = 150401
+F_SOURCE_NSECS = 150404
 F_TRADE_PRICE = 100006
 F_TRADE_SIZE = 100178
 F_AGGRESSOR = 112003
 F_VOLUME = 100032
 F_BID_PRICE = 100022
 F_BID_SIZE = 100030
+F_BID_ORDERS = 154403
 F_ASK_PRICE = 100025
 F_ASK_SIZE = 100031
+F_ASK_ORDERS = 154404
 F_UPDATE_TYPE = 157608
 F_BOOK_BID_PRICE = 154282
 F_BOOK_BID_SIZE = 154283
+F_BOOK_BID_ORDERS = 154401
 F_BOOK_ASK_PRICE = 154284
 F_BOOK_ASK_SIZE = 154285
+F_BOOK_ASK_ORDERS = 154402
 # ResponseTickBarReplay
 F_USER_MSG = 132760
 F_RQ_HANDLER_RP_CODE = 132764
@@ -174,29 +186,58 @@ T_TRADE_SIZE = tag(F_TRADE_SIZE, 0)
 T_AGGRESSOR = tag(F_AGGRESSOR, 0)
 T_VOLUME = tag(F_VOLUME, 0)
 T_USECS = tag(F_USECS, 0)
+T_SOURCE_USECS = tag(F_SOURCE_USECS, 0)
+T_SOURCE_NSECS = tag(F_SOURCE_NSECS, 0)
 T_BID_PRICE = tag(F_BID_PRICE, 1)
 T_BID_SIZE = tag(F_BID_SIZE, 0)
+T_BID_ORDERS = tag(F_BID_ORDERS, 0)
 T_ASK_PRICE = tag(F_ASK_PRICE, 1)
 T_ASK_SIZE = tag(F_ASK_SIZE, 0)
+T_ASK_ORDERS = tag(F_ASK_ORDERS, 0)
 T_BOOK_BID_PRICE = tag(F_BOOK_BID_PRICE, 2)
 T_BOOK_BID_SIZE = tag(F_BOOK_BID_SIZE, 2)
+T_BOOK_BID_ORDERS = tag(F_BOOK_BID_ORDERS, 2)
 T_BOOK_ASK_PRICE = tag(F_BOOK_ASK_PRICE, 2)
 T_BOOK_ASK_SIZE = tag(F_BOOK_ASK_SIZE, 2)
+T_BOOK_ASK_ORDERS = tag(F_BOOK_ASK_ORDERS, 2)
 T_UPDATE_TYPE = tag(F_UPDATE_TYPE, 0)
 AGGRESSOR_FIELD = {1: T_AGGRESSOR + b"\x01", 2: T_AGGRESSOR + b"\x02"}
 BOOK_PRESENCE_FIELD = {p: field_varint(F_PRESENCE_BITS, p) for p in (1, 2, 3)}
 UPDATE_TYPE_FIELD = {u: T_UPDATE_TYPE + varint(u) for u in range(1, 8)}
 
 
+# Whole one-level fields (tag, length, value) of a book side's size or order count, and a BBO side's
+# order count, for the small values nearly every message carries: one lookup instead of three parts.
+_SMALL = 2048
+_BOOK_ONE_SIZE = {side: [t + _VARINT_TABLE[len(_VARINT_TABLE[v])] + _VARINT_TABLE[v] for v in range(_SMALL)]
+                  for side, t in ((1, T_BOOK_BID_SIZE), (2, T_BOOK_ASK_SIZE))}
+_BOOK_ONE_ORDERS = {side: [t + _VARINT_TABLE[len(_VARINT_TABLE[v])] + _VARINT_TABLE[v] for v in range(_SMALL)]
+                    for side, t in ((1, T_BOOK_BID_ORDERS), (2, T_BOOK_ASK_ORDERS))}
+_BID_ORDERS_FIELD = [T_BID_ORDERS + _VARINT_TABLE[v] for v in range(_SMALL)]
+_ASK_ORDERS_FIELD = [T_ASK_ORDERS + _VARINT_TABLE[v] for v in range(_SMALL)]
+
+
+def _one_level(table: dict, tags: dict, side: int, value: int) -> bytes:
+    if value < _SMALL:
+        return table[side][value]
+    v = varint(value)
+    return tags[side] + _VARINT_TABLE[len(v)] + v
+
+
 def ssboe_field(second: int) -> bytes:
     return field_varint(F_SSBOE, second)
+
+
+def source_ssboe_field(second: int) -> bytes:
+    return field_varint(F_SOURCE_SSBOE, second)
 
 
 class HotEncoder:
     """Hand-encodes one instrument's LastTrade, BestBidOffer and OrderBook messages as frames.
 
     Prices are tick counts; each price field is packed once per instrument. ``tfield`` is the
-    encoded ssboe + usecs pair of the event, shared by the messages it produces.
+    encoded ssboe + usecs pair of the event, shared by its BBO and OrderBook messages; a LastTrade
+    gets its own, the exchange's source_ssboe/usecs/nsecs and the gateway's ssboe/usecs.
     """
 
     def __init__(self, symbol: str, exchange: str, price_of):
@@ -215,6 +256,7 @@ class HotEncoder:
             2: head + BOOK_PRESENCE_FIELD[2] + UPDATE_TYPE_FIELD[7] + T_BOOK_ASK_PRICE + b"\x10",
         }
         self._size_tag = {1: T_BOOK_BID_SIZE, 2: T_BOOK_ASK_SIZE}
+        self._orders_tag = {1: T_BOOK_BID_ORDERS, 2: T_BOOK_ASK_ORDERS}
         self._price_of = price_of
         self._packed: dict[int, bytes] = {}
         self._lt_price: dict[int, bytes] = {}
@@ -232,7 +274,7 @@ class HotEncoder:
         return f
 
     def last_trade(self, tfield: bytes, trade: tuple) -> bytes:
-        """``trade`` = (px, size, aggressor, volume)."""
+        """``trade`` = (px, size, aggressor, volume); ``tfield`` its encoded source and gateway times."""
         px = trade[0]
         pf = self._lt_price.get(px) or self._field(self._lt_price, T_PRICE, px)
         body = b"".join(
@@ -250,7 +292,7 @@ class HotEncoder:
         return _FRAME_HEADS[len(body)] + body
 
     def bbo(self, tfield: bytes, quote: tuple) -> bytes:
-        """``quote`` = (bid, bid_size, ask, ask_size)."""
+        """``quote`` = (bid, bid_size, ask, ask_size, bid_orders, ask_orders)."""
         bid, ask = quote[0], quote[2]
         body = b"".join(
             (
@@ -258,29 +300,33 @@ class HotEncoder:
                 self._bid_price.get(bid) or self._field(self._bid_price, T_BID_PRICE, bid),
                 T_BID_SIZE,
                 varint(quote[1]),
+                _BID_ORDERS_FIELD[quote[4]] if quote[4] < _SMALL else T_BID_ORDERS + varint(quote[4]),
                 self._ask_price.get(ask) or self._field(self._ask_price, T_ASK_PRICE, ask),
                 T_ASK_SIZE,
                 varint(quote[3]),
+                _ASK_ORDERS_FIELD[quote[5]] if quote[5] < _SMALL else T_ASK_ORDERS + varint(quote[5]),
                 tfield,
             )
         )
         return _FRAME_HEADS[len(body)] + body
 
     def book(self, tfield: bytes, update_type: int, changes) -> bytes:
-        """``changes``: (side, ticks, size, ...) tuples, side 1 = bid, 2 = ask; size 0 deletes the level."""
+        """``changes``: (side, ticks, size, reason, orders) tuples, side 1 = bid, 2 = ask; size and
+        orders 0 delete the level."""
         packed = self._packed
         if update_type == 7 and len(changes) <= 2:
             c0 = changes[0]
             side = c0[0]
             if len(changes) == 1:
-                s = varint(c0[2])
+                size, count = c0[2], c0[4]
                 body = b"".join(
                     (
                         self._solo_one[side],
                         packed.get(c0[1]) or self.packed(c0[1]),
-                        self._size_tag[side],
-                        _VARINT_TABLE[len(s)],
-                        s,
+                        _BOOK_ONE_SIZE[side][size] if size < _SMALL else
+                        _one_level(_BOOK_ONE_SIZE, self._size_tag, side, size),
+                        _BOOK_ONE_ORDERS[side][count] if count < _SMALL else
+                        _one_level(_BOOK_ONE_ORDERS, self._orders_tag, side, count),
                         tfield,
                     )
                 )
@@ -288,6 +334,7 @@ class HotEncoder:
             c1 = changes[1]
             if c1[0] == side:
                 s = varint(c0[2]) + varint(c1[2])
+                n = varint(c0[4]) + varint(c1[4])
                 body = b"".join(
                     (
                         self._solo_two[side],
@@ -296,33 +343,42 @@ class HotEncoder:
                         self._size_tag[side],
                         _VARINT_TABLE[len(s)],
                         s,
+                        self._orders_tag[side],
+                        _VARINT_TABLE[len(n)],
+                        n,
                         tfield,
                     )
                 )
                 return _FRAME_HEADS[len(body)] + body
         bp: list[bytes] = []
         bs: list[bytes] = []
+        bo: list[bytes] = []
         ap: list[bytes] = []
         as_: list[bytes] = []
+        ao: list[bytes] = []
         for change in changes:
-            side, px, size = change[0], change[1], change[2]
+            side, px, size, orders = change[0], change[1], change[2], change[4]
             if side == 1:
                 bp.append(packed.get(px) or self.packed(px))
                 bs.append(varint(size))
+                bo.append(varint(orders))
             else:
                 ap.append(packed.get(px) or self.packed(px))
                 as_.append(varint(size))
+                ao.append(varint(orders))
         parts = [
             self._book_head,
             BOOK_PRESENCE_FIELD[(1 if bp else 0) | (2 if ap else 0)],
             UPDATE_TYPE_FIELD[update_type],
         ]
         if bp:
-            sizes = b"".join(bs)
-            parts += (T_BOOK_BID_PRICE, varint(8 * len(bp)), *bp, T_BOOK_BID_SIZE, varint(len(sizes)), sizes)
+            sizes, counts = b"".join(bs), b"".join(bo)
+            parts += (T_BOOK_BID_PRICE, varint(8 * len(bp)), *bp, T_BOOK_BID_SIZE, varint(len(sizes)), sizes,
+                      T_BOOK_BID_ORDERS, varint(len(counts)), counts)
         if ap:
-            sizes = b"".join(as_)
-            parts += (T_BOOK_ASK_PRICE, varint(8 * len(ap)), *ap, T_BOOK_ASK_SIZE, varint(len(sizes)), sizes)
+            sizes, counts = b"".join(as_), b"".join(ao)
+            parts += (T_BOOK_ASK_PRICE, varint(8 * len(ap)), *ap, T_BOOK_ASK_SIZE, varint(len(sizes)), sizes,
+                      T_BOOK_ASK_ORDERS, varint(len(counts)), counts)
         parts.append(tfield)
         return frame(b"".join(parts))
 

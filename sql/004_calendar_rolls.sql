@@ -34,5 +34,9 @@ GRANT SELECT ON rolls TO rdc_api;
 -- Per symbol, what the collector's heartbeat says of its market: {"ESZ6": {"market": "open",
 -- "next_close": "...", ...}, ...} (rdc_common.calendar.MarketState.as_json plus the last trade).
 ALTER TABLE collector_heartbeat ADD COLUMN IF NOT EXISTS markets jsonb;
+-- A gap record written from the on-disk pending file carries the id it was given there, so moving
+-- the file into PostgreSQL twice (a flush interrupted after its INSERT committed) records it once.
+ALTER TABLE gaps ADD COLUMN IF NOT EXISTS record_id uuid;
+CREATE UNIQUE INDEX IF NOT EXISTS gaps_record_id_idx ON gaps (record_id);
 -- The API may now subscribe products (kind) as well as contracts.
 GRANT INSERT, UPDATE ON subscriptions TO rdc_api;

@@ -265,6 +265,12 @@ class RedisClient:
             raise RedisUnavailable(type(exc).__name__) from None
         return entry.decode() if isinstance(entry, bytes) else str(entry)
 
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.client().get(key)
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(type(exc).__name__) from None
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None

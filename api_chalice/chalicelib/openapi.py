@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rdc_common.products import PRODUCTS
+
 from . import params
 from .config import Settings, get_settings
 from .routes_data import LEVEL2, QUOTES, TICKS, RowKind
@@ -20,10 +22,29 @@ from .routes_subscriptions import COMMAND_STREAM
 
 TIME_FORMATS = ("ISO-8601 with a UTC offset (2026-11-24T14:30:00Z, 2026-11-24T14:30:00.5+00:00), "
                 "epoch seconds (1795530600, 1795530600.25) or epoch milliseconds (1795530600000)")
-# What the {symbol} path segment accepts. Continuous symbols (ES.c.0) widen this one pattern.
-SYMBOL_PATTERN = "^[A-Za-z0-9]{1,3}[FGHJKMNQUVXZfghjkmnquvxz][0-9]$"
-SYMBOL_DESCRIPTION = ("Contract: product code + month code (F G H J K M N Q U V X Z) + one-digit year, e.g. ESZ6; "
-                      "case-insensitive")
+# What the {symbol} path segment accepts.
+CONTRACT_PATTERN = "[A-Za-z0-9]{1,3}[FGHJKMNQUVXZfghjkmnquvxz][0-9]"
+
+
+def _any_case(code: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in code)
+
+
+# The catalogue's product codes, any case: continuous symbols and product subscriptions exist for these only.
+PRODUCT_ALTERNATIVES = "|".join(_any_case(code) for code in sorted(PRODUCTS))
+PRODUCT_PATTERN = f"^({PRODUCT_ALTERNATIVES})$"
+CONTINUOUS_PATTERN = f"({PRODUCT_ALTERNATIVES})\\.[cC]\\.[0-9]"
+SYMBOL_PATTERN = f"^({CONTRACT_PATTERN}|{CONTINUOUS_PATTERN})$"
+SUBSCRIBE_PATTERN = f"^({CONTRACT_PATTERN}|{PRODUCT_ALTERNATIVES})$"
+SYMBOL_DESCRIPTION = ("Contract: product code + month code (F G H J K M N Q U V X Z) + one-digit year, e.g. ESZ6; or a "
+                      "continuous symbol (Databento's notation, calendar roll): product code + .c. + rank, e.g. ES.c.0 "
+                      "for the front month at each instant, ES.c.1 for the contract after it. Case-insensitive. A "
+                      "continuous symbol serves each instant from the contract that was front then (the roll instant "
+                      "is the open of the roll date's session, as the collector rolls); rows keep their real "
+                      "contract symbol and prices are not adjusted")
+SUBSCRIBE_DESCRIPTION = ("A contract (ESZ6: recorded until it expires, never rolled) or a catalogue product code (ES: "
+                         "its front month, rolled by the collector for as long as it runs). Case-insensitive. "
+                         "Continuous symbols (ES.c.0) cannot be subscribed: subscribe the product")
 
 
 def ref(name: str) -> dict:
@@ -79,6 +100,8 @@ _TABLE_STATS = {"total_records": INT, "earliest_timestamp": nullable(TS), "lates
                 "recent_hour_count": INT,
                 "estimated": {**array(STR), "description": "Which figures of this object are planner estimates"}}
 _LEVEL = obj({"price": NUM, "size": INT, "orders": nullable(INT)})
+_LATENCY = obj({"p50_ms": NUM, "p99_ms": NUM, "samples": INT,
+                "as_of": {**TS, "description": "received_at of the newest trade summarised"}})
 _MARKET_STATUS = obj({
     "market": nullable(enum("open", "closed", "halted",
                             description="At the collector's last heartbeat, from the product's trading calendar; "
@@ -91,8 +114,15 @@ _MARKET_STATUS = obj({
                                                      "or inside a recorded gap"})})
 _HEARTBEAT = obj({"collector_id": STR, "connected": BOOL, "last_message_at": nullable(TS), "messages_per_s": NUM,
                   "queue_depth": INT, "spool_bytes": INT, "updated_at": TS, "age_s": NUM,
+                  "latency": {"type": "object", "additionalProperties": _LATENCY,
+                              "description": "Per symbol: received_at minus the trade's exchange time (to the "
+                                             "nanosecond where the trade carries it), median and 99th percentile "
+                                             "in milliseconds, over the trades received in the heartbeat interval "
+                                             "(at most the last 4,096); a quiet symbol keeps its last figures, "
+                                             "with their as_of"},
                   "markets": {"type": "object", "additionalProperties": ref("MarketStatus"),
-                              "description": "Per subscribed contract symbol"}})
+                              "description": "Per subscribed contract symbol: its market at the collector's last "
+                                             "heartbeat, its last trade and how far it is recorded"}})
 
 SCHEMAS: dict[str, dict] = {
     "Error": obj({"error": {**STR, "description": "A short title"},
@@ -106,12 +136,24 @@ SCHEMAS: dict[str, dict] = {
                       required=["error", "message"],
                       description="An error answered by what stands in front of the API (NGINX locally, API "
                                   "Gateway in AWS): rate limit, API unreachable or too slow"),
-    "Tick": obj({"timestamp": TS, "symbol": STR, "price": NUM,
+    "Tick": obj({"timestamp": {**TS, "description": "The exchange's time of the trade, to the microsecond "
+                                    "(LastTrade source_ssboe/source_usecs; ssboe/usecs when the gateway sent no "
+                                    "source time)"},
+                 "symbol": STR, "price": NUM,
                  "volume": {**INT, "description": "Trade size in contracts"},
                  "direction": nullable(enum("BUY", "SELL",
                                             description="Aggressor side; null when the exchange did not say")),
                  "trade_type": enum("trade"), "exchange": STR,
-                 "backfilled": {**BOOL, "description": "Recovered from the history plant after a gap"}}),
+                 "backfilled": {**BOOL, "description": "Recovered from the history plant after a gap"},
+                 "timestamp_ns": {"type": "string", "pattern": "^[0-9]+$",
+                                  "description": "The same exchange time in nanoseconds since the Unix epoch, as a "
+                                  "decimal string (it exceeds the integers a JSON number carries exactly in "
+                                  "JavaScript). Exact when the exchange sent nanoseconds; for rows without them "
+                                  "(backfilled trades: the history replay has microseconds; rows stored before "
+                                  "nanoseconds were kept) it is timestamp's microseconds x 1000"},
+                 "gateway_at": nullable({**TS, "description": "When Rithmic's ticker plant stamped the trade "
+                                         "(LastTrade ssboe/usecs), a few hundred microseconds after timestamp; null "
+                                         "for backfilled trades and rows stored before it was kept"})}),
     "Quote": obj({"timestamp": TS, "symbol": STR, "exchange": STR, "bid_price": nullable(NUM),
                   "bid_size": nullable(INT), "bid_orders": nullable(INT), "ask_price": nullable(NUM),
                   "ask_size": nullable(INT), "ask_orders": nullable(INT)}),
@@ -127,9 +169,20 @@ SCHEMAS: dict[str, dict] = {
     "Bar": obj({"timestamp": {**TS, "description": "Start of the bucket"}, "open": NUM, "high": NUM, "low": NUM,
                 "close": NUM, "volume": INT, "trades": INT, "buy_volume": INT, "sell_volume": INT,
                 "vwap": nullable(NUM)}),
+    "ContractSpan": obj({"symbol": STR, "start": TS, "end": {**TS, "description": "Exclusive"}},
+                        description="A contract and the span [start, end) it serves"),
     "Bars": obj({"symbol": STR, "interval": enum(*params.INTERVALS), "count": INT, "data": array(ref("Bar")),
-                 "start": TS, "end": TS}),
-    "Book": obj({"symbol": STR, "at": TS, "as_of": {**TS, "description": "Time of the last message applied"},
+                 "start": TS, "end": TS,
+                 "contracts": {**array(ref("ContractSpan")),
+                               "description": "The contracts whose trades the bars aggregate, oldest first: the "
+                                              "symbol itself over [start, end), or for a continuous symbol each "
+                                              "contract over the part of the window it was served where "
+                                              "trades were recorded. A bucket that spans a roll aggregates the "
+                                              "trades of the contract served at each trade's instant"}}),
+    "Book": obj({"symbol": STR,
+                 "contract": {**STR, "description": "The contract whose book this is: the symbol asked for, or the "
+                                                    "contract a continuous symbol stood for at `at`"},
+                 "at": TS, "as_of": {**TS, "description": "Time of the last message applied"},
                  "depth": INT, "snapshot_at": TS, "messages_applied": INT, "bids": array(ref("Level")),
                  "asks": array(ref("Level"))}),
     "MarketStatus": _MARKET_STATUS,
@@ -149,12 +202,49 @@ SCHEMAS: dict[str, dict] = {
     "SubscriptionResult": obj({"status": enum("subscribed", "unsubscribed"), "symbol": STR, "exchange": STR,
                                "message": STR}),
     "Subscription": obj({"symbol": STR, "exchange": STR, "desired": BOOL,
-                         "status": enum("pending", "active", "failed", "unsubscribed"), "reason": nullable(STR),
-                         "requested_at": TS, "status_since": TS}),
+                         "status": enum("pending", "active", "failed", "unsubscribed", "expired"),
+                         "reason": nullable(STR), "requested_at": TS, "status_since": TS,
+                         "kind": enum("contract", "product",
+                                      description="product: a product followed as its front month (symbol is "
+                                                  "the product code)"),
+                         "product": nullable({**STR, "description": "For a contract a followed product brought in: "
+                                                                    "that product (it is unsubscribed when it "
+                                                                    "expires); null for a contract subscribed "
+                                                                    "explicitly"})}),
     "Subscriptions": obj({"count": INT, "subscriptions": array(ref("Subscription"))}),
-    "Gap": obj({"start": TS, "end": nullable(TS), "cause": STR, "dropped_rows": INT, "backfilled": BOOL,
+    "Gap": obj({"symbol": {**STR, "description": "The contract the gap was recorded for"},
+                "start": TS, "end": nullable(TS), "cause": STR, "dropped_rows": INT, "backfilled": BOOL,
                 "backfilled_rows": INT, "recorded_at": TS}),
     "Gaps": obj({"symbol": STR, "start": TS, "end": TS, "count": INT, "data": array(ref("Gap"))}),
+    "LiveTrade": obj({"timestamp": TS, "price": NUM, "size": INT,
+                      "aggressor": nullable(enum("BUY", "SELL", description="null when the exchange did not say"))}),
+    "Live": obj({"symbol": STR, "exchange": STR,
+                 "published_at": {**TS, "description": "When the collector published this snapshot (its clock)"},
+                 "age_s": {**NUM, "description": "Seconds since published_at on the API's clock; the collector "
+                                                 "publishes a changed symbol at most every 250 ms, and a quiet or "
+                                                 "closed market leaves the last snapshot standing"},
+                 "last_message_at": nullable({**TS, "description": "When the collector last received market data "
+                                                                   "(any symbol)"}),
+                 "last_trade": nullable(ref("LiveTrade")),
+                 "bbo": nullable(obj({"bid_price": nullable(NUM), "bid_size": nullable(INT),
+                                      "bid_orders": nullable(INT), "ask_price": nullable(NUM),
+                                      "ask_size": nullable(INT), "ask_orders": nullable(INT)})),
+                 "book": obj({"trusted": {**BOOL, "description": "false after an outage until the next snapshot "
+                                                                 "rebuilds the book (levels are then empty)"},
+                              "depth": INT, "bids": array(ref("Level")), "asks": array(ref("Level"))}),
+                 "trades": {**array(ref("LiveTrade")), "description": "The last 50 trades, newest first"}}),
+    "Roll": obj({"from": nullable({**STR, "description": "Null for the first front month the product was followed "
+                                                          "with"}),
+                 "to": STR, "at": {**TS, "description": "When the new contract became the front month"},
+                 "recorded_at": TS}),
+    "ScheduledRoll": obj({"status": enum("scheduled", description="Computed from the catalogue's roll rule and "
+                                                                  "the trading calendar, not yet recorded"),
+                          "from": STR, "to": STR, "at": TS}),
+    "Rolls": obj({"product": STR, "exchange": STR,
+                  "front_month": {**STR, "description": "The front month now, by the catalogue and the calendar"},
+                  "count": INT, "rolls": {**array(ref("Roll")), "description": "Recorded by the collector, oldest "
+                                                                               "first"},
+                  "next_roll": ref("ScheduledRoll")}),
     "OpenApiDocument": {"type": "object", "description": "This document"},
 }
 
@@ -170,6 +260,11 @@ def parameters(settings: Settings) -> dict[str, dict]:
     return {
         "symbol": {"name": "symbol", "in": "path", "required": True, "description": SYMBOL_DESCRIPTION,
                    "schema": {"type": "string", "pattern": SYMBOL_PATTERN}},
+        "subscribe_symbol": {"name": "symbol", "in": "path", "required": True, "description": SUBSCRIBE_DESCRIPTION,
+                             "schema": {"type": "string", "pattern": SUBSCRIBE_PATTERN}},
+        "product": {"name": "product", "in": "path", "required": True,
+                    "description": "A catalogue product code, e.g. ES; case-insensitive",
+                    "schema": {"type": "string", "pattern": PRODUCT_PATTERN}},
         "start": _query("start", f"Inclusive lower bound: {TIME_FORMATS}. Alone, it means [start, start + {days} "
                                  f"days)", TIME),
         "end": _query("end", f"Exclusive upper bound, same formats. Alone, it means [end - {days} days, end). "
@@ -231,15 +326,19 @@ class Op:
     description: str | None = None
 
 
+CONTINUOUS_PAGING = ("With a continuous symbol (ES.c.0) the rows of each instant come from the contract that "
+                     "was front then; the cursor continues across a roll exactly, in both orders")
+
+
 def _paged(kind: RowKind, path: str, op_id: str, summary: str, schema: str) -> Op:
     return Op("get", path, op_id, summary, schema, "A page of rows",
               ("symbol", f"limit_{kind.name}", "start", "end", "order", "cursor"),
-              {"400": BAD_REQUEST, "503": DB_UNAVAILABLE})
+              {"400": BAD_REQUEST, "503": DB_UNAVAILABLE}, description=CONTINUOUS_PAGING)
 
 
 OPERATIONS: tuple[Op, ...] = (
     Op("get", "/health", "getHealth", "PostgreSQL and Redis reachability, and the collector's heartbeat", "Health",
-       "Both answer", tag="service", open=True),
+       "Both answer", errors={"503": "PostgreSQL or Redis does not answer"}, tag="service", open=True),
     Op("get", "/api/stats", "getStats", "Row counts and time spans per table, from counters maintained with "
        "every batch", "Stats", "Statistics", errors={"503": DB_UNAVAILABLE}, tag="service"),
     Op("get", "/api/symbols", "getSymbols", "Symbols with data in the last 24 hours, with exact counts", "Symbols",
@@ -249,23 +348,42 @@ OPERATIONS: tuple[Op, ...] = (
     _paged(QUOTES, "/api/quotes/{symbol}", "getQuotes", "Best bid and offer rows", "QuotesPage"),
     Op("get", "/api/bars/{symbol}", "getBars", "OHLCV bars computed from stored trades (buckets without trades "
        "left out)", "Bars", "Bars, oldest first", ("symbol", "interval", "bars_start", "bars_end"),
-       {"400": BAD_REQUEST, "503": DB_UNAVAILABLE}),
+       {"400": BAD_REQUEST, "503": DB_UNAVAILABLE},
+       description="With a continuous symbol (ES.c.0) each trade counts when its contract was the one served at "
+                   "the trade's instant; `contracts` lists which contract served which span"),
     Op("get", "/api/book/{symbol}", "getBook", "The order book as it stood at an instant, rebuilt from the stored "
        "snapshot and updates", "Book", "The book", ("symbol", "at", "depth"),
-       {"400": BAD_REQUEST, "404": "No snapshot precedes `at` within the maximum range", "503": DB_UNAVAILABLE}),
-    Op("post", "/api/subscribe/{symbol}", "subscribe", "Ask the collector to record a symbol", "SubscriptionResult",
-       "Queued durably", ("symbol",),
-       {"400": "Malformed symbol, unknown exchange, or a product whose exchange cannot be inferred (send it)",
+       {"400": BAD_REQUEST, "404": "No snapshot precedes `at` within the maximum range", "503": DB_UNAVAILABLE},
+       description="With a continuous symbol (ES.c.0), the book of the contract it stood for at `at` (named in "
+                   "`contract`)"),
+    Op("get", "/api/rolls/{product}", "getRolls", "The rolls of a product followed as its front month: those the "
+       "collector recorded and the next one scheduled", "Rolls", "Rolls, oldest first, and the next scheduled one",
+       ("product",), {"400": "Not a catalogue product code", "503": DB_UNAVAILABLE},
+       description="A roll is recorded when the collector, following the product (SYMBOLS=ES or POST "
+                   "/api/subscribe/ES), subscribes its new front month at the open of the roll date's session. "
+                   "next_roll is computed from the catalogue's roll rule and the trading calendar."),
+    Op("post", "/api/subscribe/{symbol}", "subscribe", "Ask the collector to record a contract, or to follow a "
+       "product's front month", "SubscriptionResult", "Queued durably", ("subscribe_symbol",),
+       {"400": "Malformed symbol, a continuous symbol (subscribe the product instead), unknown exchange, or a "
+               "product whose exchange cannot be inferred (send it)",
         "413": "Body over the size limit", "503": "PostgreSQL unreachable (nothing was queued)"},
        tag="subscriptions", body="SubscriptionBody",
        description=f"Writes the desired subscription to PostgreSQL (durable) and sends a command on the Redis "
-                   f"stream {COMMAND_STREAM}. The exchange is inferred from the product when left out."),
-    Op("delete", "/api/subscribe/{symbol}", "unsubscribe", "Ask the collector to stop recording a symbol",
-       "SubscriptionResult", "Queued durably", ("symbol",),
-       {"400": "Malformed symbol or exchange, or an unknown product without its exchange",
+                   f"stream {COMMAND_STREAM}. The exchange is inferred from the product when left out. A product "
+                   f"code (ES) is stored with kind 'product': the collector records its front month and rolls it."),
+    Op("delete", "/api/subscribe/{symbol}", "unsubscribe", "Ask the collector to stop recording a contract or "
+       "following a product", "SubscriptionResult", "Queued durably", ("subscribe_symbol",),
+       {"400": "Malformed symbol or exchange, a continuous symbol, or an unknown product without its exchange",
         "409": "The symbol is subscribed on another exchange than the one sent (nothing changed)",
         "413": "Body over the size limit", "503": "PostgreSQL unreachable (nothing was queued)"},
        tag="subscriptions", body="SubscriptionBody"),
+    Op("get", "/api/live/{symbol}", "getLive", "The live snapshot the collector keeps in Redis: last trade, best "
+       "bid/offer, the top 10 book levels with order counts and the last 50 trades, with its age", "Live",
+       "The latest snapshot", ("symbol",),
+       {"400": BAD_REQUEST, "404": "No snapshot of this symbol: not recorded, no data yet, or LIVE_SNAPSHOTS=0",
+        "503": "Redis is not answering"},
+       description="What the web console at / polls while it is open. Read from Redis only (ElastiCache in AWS), "
+                   "never from PostgreSQL, so it stays cheap at several requests a second."),
     Op("get", "/api/gaps/{symbol}", "getGaps", "Recorded outages of the stream (cause, rows dropped) and whether "
        "their trades were backfilled", "Gaps", "Gaps overlapping [start, end), oldest first",
        ("symbol", "start", "end"), {"400": BAD_REQUEST, "503": DB_UNAVAILABLE}),
@@ -334,7 +452,8 @@ def document(settings: Settings | None = None) -> dict:
         "info": {"title": "RithmicDataCollector API", "version": "2.0.0",
                  "description": "Market data recorded from Rithmic. Errors are always "
                                 "{\"error\", \"message\", \"request_id\"} (the proxy's own 429/502/504 may lack "
-                                "request_id); unknown paths answer 404. Interactive documentation: /docs."},
+                                "request_id); unknown paths answer 404. Interactive documentation: /docs; "
+                                "web console: /."},
         "tags": [{"name": "market data", "description": "Recorded trades, quotes, order book, bars and gaps"},
                  {"name": "subscriptions", "description": "What the collector records"},
                  {"name": "service", "description": "Health, statistics and this document"}],

@@ -20,8 +20,11 @@ from rdc_common.products import (
     SymbolError,
     check_month,
     infer_exchange,
+    is_product_code,
+    looks_continuous,
     normalize_exchange,
     normalize_symbol,
+    parse_continuous,
     split_symbol,
 )
 
@@ -75,12 +78,54 @@ def parse_symbol(raw: str | None) -> str:
         raise BadRequest(str(exc), title="Invalid symbol") from None
 
 
+def parse_data_symbol(raw: str | None) -> str:
+    """A contract symbol (ESZ6) or a continuous symbol (ES.c.0), normalised; BadRequest otherwise."""
+    text = raw if raw is not None else ""
+    if looks_continuous(text):
+        try:
+            return parse_continuous(text).symbol
+        except SymbolError as exc:
+            raise BadRequest(str(exc), title="Invalid symbol") from None
+    try:
+        return normalize_symbol(text)
+    except SymbolError as exc:
+        raise BadRequest(f"{exc}, or a continuous symbol such as ES.c.0 (the front month at each instant)",
+                         title="Invalid symbol") from None
+
+
+def parse_product(raw: str | None) -> str:
+    """A catalogue product code such as ES (case-insensitive); BadRequest naming the catalogue otherwise."""
+    text = (raw or "").strip().upper()
+    if not is_product_code(text):
+        raise BadRequest(f"'{(raw or '')[:32]}' is not a product of the catalogue: use one of "
+                         f"{', '.join(sorted(PRODUCTS))}", title="Unknown product")
+    return text
+
+
+def parse_subscription_symbol(raw: str | None) -> tuple[str, str]:
+    """(symbol, kind) of a subscribe/unsubscribe path: a contract (ESZ6, kind 'contract') or a catalogue
+    product followed as its front month (ES, kind 'product'). Continuous symbols are read-only."""
+    text = (raw or "").strip()
+    if looks_continuous(text):
+        code = text.split(".")[0].upper()
+        raise BadRequest(f"{text[:32]} is a continuous symbol, served from the contracts recorded; to record "
+                         f"{code}'s front month as it rolls, subscribe {code}", title="Invalid symbol")
+    if is_product_code(text):
+        return text.upper(), "product"
+    try:
+        return normalize_symbol(text), "contract"
+    except SymbolError as exc:
+        raise BadRequest(f"{exc}; or a catalogue product code such as ES to follow its front month",
+                         title="Invalid symbol") from None
+
+
 def subscription_exchange(symbol: str, requested: str | None) -> str:
     """The exchange to subscribe `symbol` on: the one asked for, checked against the catalogue,
-    or the catalogue's. An unknown product must name its exchange."""
-    code = split_symbol(symbol)[0]
+    or the catalogue's. An unknown product must name its exchange. `symbol` is a contract or a
+    catalogue product code."""
+    code = symbol if symbol in PRODUCTS else split_symbol(symbol)[0]
     product = PRODUCTS.get(code)
-    if product is not None:
+    if product is not None and code != symbol:
         try:
             check_month(symbol)  # rejects a month the product does not list
         except SymbolError as exc:

@@ -9,7 +9,8 @@ An absent bound is passed as -infinity/infinity so one statement serves every co
 PING = "SELECT 1"
 
 LATEST_HEARTBEAT = """
-SELECT collector_id, connected, last_message_at, messages_per_s, queue_depth, spool_bytes, updated_at, markets
+SELECT collector_id, connected, last_message_at, messages_per_s, queue_depth, spool_bytes, latency, updated_at,
+       markets
 FROM collector_heartbeat
 ORDER BY updated_at DESC
 LIMIT 1
@@ -58,7 +59,7 @@ ORDER BY symbol
 # after, $6 limit.
 
 TICKS_DESC = """
-SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled
+SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled, timestamp_ns, gateway_at
 FROM tick_data
 WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) < ($4, $5)
 ORDER BY "timestamp" DESC, id DESC
@@ -66,7 +67,7 @@ LIMIT $6
 """
 
 TICKS_ASC = """
-SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled
+SELECT id, "timestamp", symbol, exchange, price, size, aggressor, backfilled, timestamp_ns, gateway_at
 FROM tick_data
 WHERE symbol = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND ("timestamp", id) > ($4, $5)
 ORDER BY "timestamp", id
@@ -128,6 +129,56 @@ GROUP BY bucket
 ORDER BY bucket
 """
 
+# Bars of a continuous symbol: $1/$2/$3 the segments (contract, start inclusive, end exclusive),
+# disjoint in time; $4 the bucket width. Each segment is an index range scan of its own contract, and a
+# bucket that spans a roll aggregates the trades of whichever contract was front at each trade.
+BARS_SEGMENTS = """
+SELECT date_bin($4::interval, t."timestamp", TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+       (array_agg(t.price ORDER BY t."timestamp", t.id))[1] AS open,
+       max(t.price) AS high,
+       min(t.price) AS low,
+       (array_agg(t.price ORDER BY t."timestamp" DESC, t.id DESC))[1] AS close,
+       sum(t.size)::bigint AS volume,
+       count(*) AS trades,
+       coalesce(sum(t.size) FILTER (WHERE t.aggressor = 'BUY'), 0)::bigint AS buy_volume,
+       coalesce(sum(t.size) FILTER (WHERE t.aggressor = 'SELL'), 0)::bigint AS sell_volume,
+       sum(t.price * t.size) / nullif(sum(t.size), 0) AS vwap
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS seg(symbol, lo, hi)
+CROSS JOIN LATERAL (
+    SELECT id, "timestamp", price, size, aggressor
+    FROM tick_data
+    WHERE symbol = seg.symbol AND "timestamp" >= seg.lo AND "timestamp" < seg.hi
+) AS t
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+# -- continuous symbols -----------------------------------------------------------------
+
+# First and last row of table $1 for each of the symbols $2 (a product's possible contracts), from
+# the counters the writer maintains in the transaction of the rows: where a continuous symbol can
+# have rows at all, in milliseconds.
+EXTENTS = """
+SELECT symbol, first_ts, last_ts
+FROM ingest_counters
+WHERE table_name = $1 AND symbol = ANY($2::text[]) AND row_count > 0 AND first_ts IS NOT NULL
+"""
+
+# The span the gaps of symbols $1 cover; an open gap reaches to $2 (now).
+GAPS_EXTENT = """
+SELECT min(gap_start) AS first, max(coalesce(gap_end, greatest(gap_start, $2::timestamptz))) AS last
+FROM gaps
+WHERE symbol = ANY($1::text[])
+"""
+
+# The rolls the collector recorded for product $1, oldest first.
+ROLLS = """
+SELECT product, exchange, from_symbol, to_symbol, at, recorded_at
+FROM rolls
+WHERE product = $1
+ORDER BY at, id
+"""
+
 # -- order book -------------------------------------------------------------------------
 
 # The latest snapshot at or before $2, looking back no further than $3.
@@ -149,12 +200,14 @@ ORDER BY "timestamp", id
 
 # -- subscriptions ----------------------------------------------------------------------
 
+# $4 kind: 'contract' or 'product'. A contract subscribed here is explicit (product NULL): the
+# collector never rolls it, even when a followed product had brought it in.
 SUBSCRIBE = """
-INSERT INTO subscriptions AS s (symbol, exchange, desired, status, reason, requested_at, status_since)
-VALUES ($1, $2, true, 'pending', NULL, $3, $3)
+INSERT INTO subscriptions AS s (symbol, exchange, desired, status, reason, requested_at, status_since, kind, product)
+VALUES ($1, $2, true, 'pending', NULL, $3, $3, $4, NULL)
 ON CONFLICT (symbol) DO UPDATE
 SET exchange = EXCLUDED.exchange, desired = true, status = 'pending', reason = NULL,
-    requested_at = $3, status_since = $3
+    requested_at = $3, status_since = $3, kind = EXCLUDED.kind, product = NULL
 RETURNING symbol, exchange, requested_at
 """
 
@@ -172,15 +225,15 @@ SELECT exchange FROM subscriptions WHERE symbol = $1
 """
 
 UNSUBSCRIBE_NEW = """
-INSERT INTO subscriptions AS s (symbol, exchange, desired, status, reason, requested_at, status_since)
-VALUES ($1, $2, false, 'pending', NULL, $3, $3)
+INSERT INTO subscriptions AS s (symbol, exchange, desired, status, reason, requested_at, status_since, kind)
+VALUES ($1, $2, false, 'pending', NULL, $3, $3, $4)
 ON CONFLICT (symbol) DO UPDATE
 SET desired = false, status = 'pending', reason = NULL, requested_at = $3, status_since = $3
 RETURNING symbol, exchange, requested_at
 """
 
 LIST_SUBSCRIPTIONS = """
-SELECT symbol, exchange, desired, status, reason, requested_at, status_since
+SELECT symbol, exchange, desired, status, reason, requested_at, status_since, kind, product
 FROM subscriptions
 ORDER BY symbol
 """

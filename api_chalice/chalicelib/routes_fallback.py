@@ -3,7 +3,8 @@
 API Gateway and `chalice local` answer an unknown path themselves (403 "Missing Authentication
 Token") unless some route matches it; these catch-all routes, the root and up to four segments
 deep, match what nothing else does (literal segments always win over {parameters}). Deeper
-unknown paths still get the gateway's 403; in AWS a gateway response can map that to 404.
+unknown paths still get the gateway's 403; in AWS a gateway response can map that to 404. GET / is
+the web console (static.SITES), so the root catches only the other methods.
 """
 
 from __future__ import annotations
@@ -28,4 +29,5 @@ def _not_found(**_segments):
 for _depth, _path in enumerate(PATHS):
     _view = api_view(_not_found)
     _view.__name__ = f"not_found_{_depth}"
-    bp.route(_path, methods=METHODS)(_view)
+    # GET / is the web console (static.SITES); every other method there is still a 404.
+    bp.route(_path, methods=[m for m in METHODS if m != "GET"] if _path == "/" else METHODS)(_view)

@@ -39,8 +39,10 @@ def _heartbeat_json(row: asyncpg.Record | None, now: dt.datetime) -> dict | None
             "queue_depth": row["queue_depth"], "spool_bytes": row["spool_bytes"],
             "updated_at": _ts(row["updated_at"]),
             "age_s": round((now - row["updated_at"]).total_seconds(), 3),
+            # jsonb arrives as its text (no codec is registered); a collector older than sql/005 wrote none
+            "latency": json.loads(row["latency"]) if row["latency"] is not None else {},
             # Per symbol: its market (open|closed|halted, next open or close), last trade and how far
-            # it is recorded, as the collector's heartbeat wrote them (jsonb arrives as text).
+            # it is recorded, as the collector's heartbeat wrote them.
             "markets": json.loads(row["markets"]) if row["markets"] is not None else {}}
 
 

@@ -1,5 +1,9 @@
 """Subscribe and unsubscribe symbols, and list the desired set with the collector's progress.
 
+A symbol is a contract (ESZ6: recorded until it expires, never rolled) or a catalogue product (ES:
+its front month, rolled by the collector for as long as it runs; the contracts it brings in are
+listed with `product` set). Continuous symbols (ES.c.0) are read-only views of what was recorded.
+
 PostgreSQL's `subscriptions` table is the durable record (the collector reconciles with it at
 start-up and periodically); the command on the Redis stream `rdc:commands` only makes the
 collector act at once. So a request is answered 200 once its row is written, Redis or not.
@@ -29,8 +33,9 @@ def _ts(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds") if value is not None else None
 
 
-def _notify(op: str, symbol: str, exchange: str, requested_at: dt.datetime) -> None:
-    command = {"op": op, "symbol": symbol, "exchange": exchange, "requested_at": _ts(requested_at),
+def _notify(op: str, symbol: str, exchange: str, kind: str, requested_at: dt.datetime) -> None:
+    # The collector tells a product (symbol=ES) from a contract by the symbol itself; `kind` says it too.
+    command = {"op": op, "symbol": symbol, "exchange": exchange, "kind": kind, "requested_at": _ts(requested_at),
                "request_id": context.request_id()}
     try:
         get_redis().xadd(COMMAND_STREAM, command)
@@ -44,20 +49,21 @@ def _notify(op: str, symbol: str, exchange: str, requested_at: dt.datetime) -> N
 @bp.route("/api/subscribe/{symbol}", methods=["POST"], content_types=BODY_TYPES)
 @api_view
 def subscribe(symbol):
-    symbol = params.parse_symbol(symbol)
+    symbol, kind = params.parse_subscription_symbol(symbol)
     requested = params.parse_subscription_body(context.current_request().raw_body)
     exchange = params.subscription_exchange(symbol, requested)
-    row = get_db().fetchrow(queries.SUBSCRIBE, symbol, exchange, get_settings().clock.now_dt())
-    logger.info("subscription requested", extra={"symbol": symbol, "exchange": exchange})
-    _notify("subscribe", symbol, exchange, row["requested_at"])
+    row = get_db().fetchrow(queries.SUBSCRIBE, symbol, exchange, get_settings().clock.now_dt(), kind)
+    logger.info("subscription requested", extra={"symbol": symbol, "exchange": exchange, "kind": kind})
+    _notify("subscribe", symbol, exchange, kind, row["requested_at"])
+    what = f"{symbol} (its front month, rolled as it expires)" if kind == "product" else symbol
     return {"status": "subscribed", "symbol": symbol, "exchange": exchange,
-            "message": f"Subscription request for {symbol} has been queued"}
+            "message": f"Subscription request for {what} has been queued"}
 
 
 @bp.route("/api/subscribe/{symbol}", methods=["DELETE"], content_types=BODY_TYPES)
 @api_view
 def unsubscribe(symbol):
-    symbol = params.parse_symbol(symbol)
+    symbol, kind = params.parse_subscription_symbol(symbol)
     requested = params.parse_subscription_body(context.current_request().raw_body)
     db = get_db()
     row = db.fetchrow(queries.UNSUBSCRIBE_KNOWN, symbol, requested, get_settings().clock.now_dt())
@@ -70,10 +76,10 @@ def unsubscribe(symbol):
                            f"send {stored}", title="Exchange conflict")
         # Not in the table (perhaps subscribed from the collector's SYMBOLS): record the wish anyway.
         row = db.fetchrow(queries.UNSUBSCRIBE_NEW, symbol, params.subscription_exchange(symbol, requested),
-                          get_settings().clock.now_dt())
+                          get_settings().clock.now_dt(), kind)
     exchange = row["exchange"]
-    logger.info("unsubscription requested", extra={"symbol": symbol, "exchange": exchange})
-    _notify("unsubscribe", symbol, exchange, row["requested_at"])
+    logger.info("unsubscription requested", extra={"symbol": symbol, "exchange": exchange, "kind": kind})
+    _notify("unsubscribe", symbol, exchange, kind, row["requested_at"])
     return {"status": "unsubscribed", "symbol": symbol, "exchange": exchange,
             "message": f"Unsubscription request for {symbol} has been queued"}
 
@@ -83,6 +89,7 @@ def unsubscribe(symbol):
 def subscriptions():
     rows = get_db().fetch(queries.LIST_SUBSCRIPTIONS)
     data = [{"symbol": r["symbol"], "exchange": r["exchange"], "desired": r["desired"], "status": r["status"],
-             "reason": r["reason"], "requested_at": _ts(r["requested_at"]), "status_since": _ts(r["status_since"])}
+             "reason": r["reason"], "requested_at": _ts(r["requested_at"]), "status_since": _ts(r["status_since"]),
+             "kind": r["kind"], "product": r["product"]}
             for r in rows]
     return {"count": len(data), "subscriptions": data}

@@ -34,6 +34,7 @@ PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
     ".png": "image/png",
@@ -66,6 +67,8 @@ class Site:
 
 SITES: tuple[Site, ...] = (
     Site(page="/docs", assets="/docs", directory=WEB / "docs"),
+    # The web console at the root, its files under /console/.
+    Site(page="/", assets="/console", directory=WEB / "console"),
 )
 # Route templates served without an API key.
 PUBLIC_ROUTES = frozenset(r for s in SITES for r in (s.page, s.asset_route))
@@ -144,6 +147,13 @@ def mount(bp: Blueprint, site: Site, wrap: Callable[[Callable], Callable]) -> No
     page_cache: list[_File] = []
 
     def page_view():
+        if site.page.endswith("/"):
+            # API Gateway serves the stage root both as /<stage> and /<stage>/; only the second makes
+            # the page's relative asset URLs land under the stage.
+            path = (context.current_request().context or {}).get("path") or "/"
+            if not path.endswith("/"):
+                return Response(body="", status_code=308,
+                                headers={**PAGE_HEADERS, "Location": path.rsplit("/", 1)[-1] + "/"})
         if not page_cache:
             page_cache.append(render_page(site))
         return _answer(page_cache[0], REVALIDATE)

@@ -47,13 +47,19 @@ def default_context() -> dict[str, Any]:
 
 def _vendor_shared_code(chalice_dir: Path) -> None:
     """Chalice packages only app.py, chalicelib/, requirements.txt and vendor/: copy the shared
-    rdc_common package into vendor/ (what api_chalice/package.sh --vendor-only does)."""
+    rdc_common package into vendor/ with its calendar bundle (what api_chalice/package.sh
+    --vendor-only does). The Lambda ships without pandas_market_calendars (pandas and numpy alone are
+    about 160 MB of the 250 MB a function may unpack); the bundle is that library's schedules written
+    down, which is all continuous symbols and scheduled rolls need."""
     target = chalice_dir / "vendor" / "rdc_common"
     source = REPO_ROOT / "rdc_common"
     if not source.is_dir():
         return  # test fixtures synthesise a stand-in app without it
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "calendar_bundle"))
+    from rdc_common.calendar import write_bundle
+
+    write_bundle(target / "calendar_bundle")
 
 
 def build_app(

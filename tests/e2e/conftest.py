@@ -7,7 +7,6 @@ binaries here), it is handed a fresh database and that Redis instead of starting
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from devstack.testing import StackProcess
+from rdc_common.clock import default_clock
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def research(pg, migrated_template) -> Research:
 
     url = pg.create_database(template=migrated_template)
     try:
-        market, day = build_research_market(url, dt.datetime.now(dt.UTC))
+        market, day = build_research_market(url, default_clock().now_dt())  # the suite clock
         yield Research(url, market, day)
     finally:
         pg.drop_database(url)

@@ -7,7 +7,8 @@ is one the API documents as acceptable:
 - `cursor` is an opaque token the API issued (paging tests cover it): no generator can forge one.
 - `start` and `end` together must be in order and at most the maximum range apart.
 - a subscription's month must be one the product lists, and its exchange the product's own (or, for
-  a product the catalogue does not know, given at all).
+  a product the catalogue does not know, given at all); a product code (ES) must be sent with its own
+  exchange or none.
 
 Negative cases go out exactly as generated, so every check still sees every kind of bad input.
 """
@@ -20,7 +21,7 @@ import re
 import schemathesis
 from schemathesis.generation import GenerationMode
 
-from rdc_common.products import PRODUCTS, SymbolError, normalize_symbol, split_symbol
+from rdc_common.products import PRODUCTS, SymbolError, is_product_code, normalize_symbol, split_symbol
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_NUMBER = re.compile(r"^[0-9]{1,14}(\.[0-9]{1,9})?$")
@@ -50,6 +51,13 @@ def _ordered_window(query: dict) -> None:
 
 
 def _catalogue_subscription(case) -> None:
+    raw = str(case.path_parameters["symbol"])
+    if is_product_code(raw):
+        body = case.body if isinstance(case.body, dict) else {}
+        exchange = PRODUCTS[raw.strip().upper()].exchange
+        if body.get("exchange") not in (None, exchange):
+            case.body = {**body, "exchange": exchange}
+        return
     try:
         symbol = normalize_symbol(str(case.path_parameters["symbol"]))
         code, month, year = split_symbol(symbol)

@@ -129,8 +129,11 @@ def test_readme_stats(stack):
     assert "level2_data" in doc and "timestamp" in doc
 
 
-def test_only_the_api_is_exposed(stack):
-    for path in ("/", "/admin", "/api"):
+def test_only_the_api_and_its_pages_are_exposed(stack):
+    status, headers, body = http("GET", stack.http_url + "/")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert b'data-testid="price-chart"' in body  # the web console
+    for path in ("/admin", "/api", "/index.html"):
         status, headers, body = http("GET", stack.http_url + path)
         assert status == 404 and headers["content-type"] == "application/json"
         assert set(json.loads(body)) == {"error", "message"}

@@ -122,7 +122,7 @@ def test_waf_rate_limits_the_stage(synth, templates):
                     Match.object_like(
                         {
                             "Action": {"Block": {}},
-                            "Statement": {"RateBasedStatement": {"Limit": 1000, "AggregateKeyType": "IP"}},
+                            "Statement": {"RateBasedStatement": {"Limit": 3000, "AggregateKeyType": "IP"}},
                         }
                     )
                 ]

@@ -15,9 +15,11 @@ from pathlib import Path
 import asyncpg
 
 from collector_ecs.config import load_settings
-from collector_ecs.parsing import exchange_time
+from collector_ecs.parsing import TICK_COLUMNS, decode_trade, exchange_time
 from collector_ecs.rithmic_internals import make_client
 from rdc_common.clock import CLOCK_VARIABLES, ENV_ANCHOR, ENV_SPEED, ENV_START
+from rdc_common.products import contract
+from simulator.market import Market, RateTimeline
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE_OF = {"last_trade": "tick_data", "bbo": "quote_data", "order_book": "level2_data"}
@@ -60,7 +62,7 @@ async def history_trades(sim, symbol: str, exchange: str, start: dt.datetime, en
     return {ts for ts in times if start <= ts <= end}
 
 
-async def stored_trades(database_url: str, symbol: str, start: dt.datetime, end: dt.datetime) -> set[dt.datetime]:
+async def stored_trade_times(database_url: str, symbol: str, start: dt.datetime, end: dt.datetime) -> set[dt.datetime]:
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch('SELECT "timestamp" FROM tick_data WHERE symbol = $1 AND "timestamp" BETWEEN $2 AND $3',
@@ -139,3 +141,51 @@ class CollectorProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _payloads(blob: bytes) -> list[bytes]:
+    """The R|Protocol messages (protobuf, length prefix dropped) of a run of server WebSocket frames."""
+    out, i = [], 0
+    while i < len(blob):
+        length, head = blob[i + 1] & 0x7F, 2
+        if length == 126:
+            length, head = int.from_bytes(blob[i + 2 : i + 4], "big"), 4
+        out.append(blob[i + head + 4 : i + head + length])
+        i += head + length
+    return out
+
+
+def rates_from(initial: int, changes: dict[int, int] | None = None) -> RateTimeline:
+    """The simulator's --rate and the changes made through its control API ({effective second: rate})."""
+    timeline = RateTimeline(initial)
+    for second, rate in sorted((changes or {}).items()):
+        timeline.change(rate, second - 1)  # a change applies from the second after the one it was made in
+    return timeline
+
+
+def live_rows(seed: int, rate: int | RateTimeline, symbol: str, seconds) -> dict:
+    """{timestamp: tick_data row} of every trade the simulator's market made in `seconds`, as the
+    collector stores it when it receives it live: the simulator's own LastTrade frames (the market is a
+    pure function of seed, symbol, second and rate) through the collector's own decode_trade.
+    received_at (field 7) is None: it is the collector's clock, not the market's."""
+    market = Market(seed=seed, rates=rate if isinstance(rate, RateTimeline) else RateTimeline(rate))
+    inst = market.instrument(contract(symbol, dt.date(2026, 11, 24)))
+    out = {}
+    for second in sorted(set(seconds)):
+        tape = market.tape(inst, second, cache=False).complete()
+        for body in _payloads(tape.frames(1, 0, len(tape))):
+            row = decode_trade(body, None)
+            out[row[0]] = row
+    return out
+
+
+async def stored_trades(database_url: str, symbol: str) -> list[tuple]:
+    """tick_data rows of `symbol` laid out as the collector writes them, in (timestamp, id) order."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        names = ", ".join(f'"{c}"' for c in TICK_COLUMNS)
+        rows = await conn.fetch(f'SELECT {names} FROM tick_data WHERE symbol = $1 ORDER BY "timestamp", id',  # noqa: S608
+                                symbol)
+        return [tuple(r) for r in rows]
+    finally:
+        await conn.close()

@@ -37,9 +37,10 @@ def _down_url() -> str:
 def test_health_reports_the_collector_heartbeat(database_url, redis_url, monkeypatch):
     seen = default_clock().now_dt() - dt.timedelta(seconds=2)
     # The collector's heartbeat row, as its health task writes it.
+    latency = {"ESZ6": {"p50_ms": 0.812, "p99_ms": 2.406, "samples": 311, "as_of": seen.isoformat()}}
     execute(database_url, "INSERT INTO collector_heartbeat (collector_id, connected, last_message_at, messages_per_s, "
-                          f"queue_depth, spool_bytes, updated_at) VALUES ('c-1', true, '{seen.isoformat()}', 812.5, 3, "
-                          f"0, '{default_clock().now_dt().isoformat()}')")
+                          f"queue_depth, spool_bytes, latency, updated_at) VALUES ('c-1', true, '{seen.isoformat()}', "
+                          f"812.5, 3, 0, '{json.dumps(latency)}', '{default_clock().now_dt().isoformat()}')")
     with api_client(monkeypatch, DATABASE_URL=database_url, REDIS_URL=redis_url) as http:
         body = get_json(http, "/health")
         collector = body["collector"]
@@ -47,6 +48,7 @@ def test_health_reports_the_collector_heartbeat(database_url, redis_url, monkeyp
                 collector["queue_depth"]) == ("c-1", True, 812.5, 3)
         assert dt.datetime.fromisoformat(collector["last_message_at"]) == seen
         assert collector["age_s"] >= 0
+        assert collector["latency"] == latency  # exchange-to-collector latency per symbol, as the collector wrote it
         assert collector["markets"] == {}  # a heartbeat from before markets were reported
         assert schema_errors(response_schema("/health", "get", 200), body) == []
 

@@ -56,6 +56,31 @@ def test_ticks_default_to_the_latest_100_newest_first(http, market):
     assert schema_errors(response_schema("/api/ticks/{symbol}", "get", 200), body) == []
 
 
+def test_ticks_carry_exchange_nanoseconds_as_a_string_and_the_gateway_stamp_beside(http, market):
+    """timestamp_ns is the stored nanoseconds, exactly, as a decimal string; rows without them (stored
+    before sql/005, or backfilled) read as before, their timestamp_ns the microseconds x 1000 and no
+    gateway stamp; timestamp itself keeps the contract's ISO microsecond form."""
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for symbol in ("ESZ6", "NQZ6"):
+        body = get_json(http, f"/api/ticks/{symbol}?limit=1000")
+        rows = fetch(market.url, 'SELECT "timestamp", timestamp_ns, gateway_at, backfilled FROM tick_data '
+                     'WHERE symbol = $1 ORDER BY "timestamp" DESC, id DESC', symbol)
+        assert len(body["data"]) == len(rows) > 0
+        for item, row in zip(body["data"], rows, strict=True):
+            micros = (row["timestamp"] - epoch) // dt.timedelta(microseconds=1)
+            assert item["timestamp"] == row["timestamp"].isoformat(timespec="microseconds")
+            assert isinstance(item["timestamp_ns"], str)
+            if row["timestamp_ns"] is None:
+                assert item["timestamp_ns"] == str(micros * 1000) and item["gateway_at"] is None
+            else:
+                assert item["timestamp_ns"] == str(row["timestamp_ns"]) and int(item["timestamp_ns"]) // 1000 == micros
+                assert item["gateway_at"] == row["gateway_at"].isoformat(timespec="microseconds")
+                assert dt.datetime.fromisoformat(item["gateway_at"]) > row["timestamp"]
+        assert schema_errors(response_schema("/api/ticks/{symbol}", "get", 200), body) == []
+    live = [d for d in get_json(http, "/api/ticks/ESZ6?limit=1000")["data"] if not d["backfilled"]]
+    assert any(int(d["timestamp_ns"]) % 1000 for d in live), "live trades keep their sub-microsecond digits"
+
+
 def test_backfilled_trades_are_marked(http, market):
     body = get_json(http, "/api/ticks/ESZ6?limit=1000")
     assert sum(d["backfilled"] for d in body["data"]) == sum(r["backfilled"] for r in _db_ticks(market, "ESZ6"))
@@ -165,7 +190,7 @@ def test_symbols_lists_the_last_24_hours(http, market):
     assert es["tick_count"] == n[0]["n"]
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/"), ("GET", "/nope"), ("GET", "/api/nothing"),
+@pytest.mark.parametrize("method, path", [("POST", "/"), ("GET", "/nope"), ("GET", "/api/nothing"),
                                           ("POST", "/api/ticks"), ("GET", "/api/ticks/ESZ6/extra"),
                                           ("DELETE", "/a/b/c/d")])
 def test_unknown_routes_are_404_in_the_error_shape(http, method, path):

@@ -47,7 +47,8 @@ def walk(http, first_path: str) -> list[dict]:
 
 def _key(route: str, item: dict) -> tuple:
     if route == "ticks":
-        return item["timestamp"], item["price"], item["volume"], item["direction"], item["backfilled"]
+        return (item["timestamp"], item["price"], item["volume"], item["direction"], item["backfilled"],
+                item["timestamp_ns"], item["gateway_at"])
     if route == "quotes":
         return item["timestamp"], item["bid_price"], item["ask_price"], item["bid_size"], item["ask_size"]
     return item["timestamp"], item["update_type"], str(item["bids"]), str(item["asks"])
@@ -61,7 +62,11 @@ def _db_key(market, route: str, ids: list[int]) -> list[tuple]:
         r = rows[i]
         ts = r["timestamp"].isoformat(timespec="microseconds")
         if route == "ticks":
-            out.append((ts, r["price"], r["size"], r["aggressor"], r["backfilled"]))
+            ns = r["timestamp_ns"]
+            if ns is None:  # stored without nanoseconds: the microseconds, in nanoseconds
+                ns = (r["timestamp"] - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1) * 1000
+            gateway = r["gateway_at"].isoformat(timespec="microseconds") if r["gateway_at"] else None
+            out.append((ts, r["price"], r["size"], r["aggressor"], r["backfilled"], str(ns), gateway))
         elif route == "quotes":
             out.append((ts, r["bid_price"], r["ask_price"], r["bid_size"], r["ask_size"]))
         else:

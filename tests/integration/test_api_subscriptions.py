@@ -82,7 +82,9 @@ def test_an_unknown_product_needs_its_exchange(http, database_url):
 
 
 @pytest.mark.parametrize("symbol, body, title", [
-    ("ES", b"", "Invalid symbol"),
+    ("XYZ", b"", "Invalid symbol"),                  # not a catalogue product, nor a contract
+    ("ES.c.0", b"", "Invalid symbol"),               # continuous symbols are read-only
+    ("ES", b'{"exchange": "CBOT"}', "Invalid exchange"),
     ("ESZ66", b"", "Invalid symbol"),
     ("GCH6", b"", "Invalid symbol"),                 # gold lists no March contract
     ("ESZ6", b'{"exchange": "NASDAQ"}', "Invalid exchange"),
@@ -186,3 +188,63 @@ def test_with_postgres_down_nothing_is_queued_and_the_answer_is_503(redis_url, c
         assert response.status_code == 503
         assert response.json_body["error"] == "Database unavailable"
         assert commands() == []
+
+
+# -- products: followed as their front month ---------------------------------------------
+
+@pytest.mark.parametrize("code, exchange", [("ES", "CME"), ("gc", "COMEX"), ("ZN", "CBOT"), ("CL", "NYMEX")])
+def test_a_product_is_stored_as_kind_product_with_its_catalogue_exchange(http, database_url, commands, code,
+                                                                        exchange):
+    response = post(http, code)
+    assert response.status_code == 200, response.body
+    body = response.json_body
+    assert schema_errors(response_schema("/api/subscribe/{symbol}", "post", 200), body) == []
+    assert (body["status"], body["symbol"], body["exchange"]) == ("subscribed", code.upper(), exchange)
+    assert "front month" in body["message"]
+    row = _row(database_url, code.upper())
+    assert (row["kind"], row["product"], row["exchange"], row["desired"], row["status"]) == \
+        ("product", None, exchange, True, "pending")
+    (command,) = commands()
+    # The collector tells a product from a contract by the symbol (rdc_common.products.is_product_code).
+    assert (command["op"], command["symbol"], command["exchange"], command["kind"]) == \
+        ("subscribe", code.upper(), exchange, "product")
+
+
+def test_unsubscribing_a_product_keeps_its_row_and_tells_the_collector(http, database_url, commands):
+    assert post(http, "NQ").status_code == 200
+    response = post(http, "nq", method="DELETE")
+    assert response.status_code == 200
+    assert response.json_body == {"status": "unsubscribed", "symbol": "NQ", "exchange": "CME",
+                                  "message": "Unsubscription request for NQ has been queued"}
+    row = _row(database_url, "NQ")
+    assert (row["kind"], row["desired"], row["status"]) == ("product", False, "pending")
+    assert [(c["op"], c["symbol"], c["kind"]) for c in commands()] == [
+        ("subscribe", "NQ", "product"), ("unsubscribe", "NQ", "product")]
+    # A product the table never knew: the wish is recorded as a product row too.
+    assert post(http, "CL", method="DELETE").status_code == 200
+    assert (_row(database_url, "CL")["kind"], _row(database_url, "CL")["desired"]) == ("product", False)
+
+
+def test_a_continuous_symbol_is_refused_with_what_to_subscribe_instead(http, database_url, commands):
+    for method in ("POST", "DELETE"):
+        response = post(http, "ES.c.0", method=method)
+        assert response.status_code == 400
+        assert response.json_body["error"] == "Invalid symbol"
+        assert "subscribe ES" in response.json_body["message"]
+    assert fetch(database_url, "SELECT count(*) AS n FROM subscriptions")[0]["n"] == 0
+    assert commands() == []
+
+
+def test_subscriptions_show_kind_and_the_product_that_brought_a_contract_in(http, database_url):
+    assert post(http, "ES").status_code == 200
+    assert post(http, "GCZ6").status_code == 200
+    # What the collector writes when it follows ES: its front month, brought in by the product.
+    fetch(database_url, "INSERT INTO subscriptions (symbol, exchange, desired, status, kind, product) "
+                        "VALUES ('ESZ6', 'CME', true, 'active', 'contract', 'ES') RETURNING 1")
+    body = http.get("/api/subscriptions").json_body
+    assert schema_errors(response_schema("/api/subscriptions", "get", 200), body) == []
+    by_symbol = {s["symbol"]: (s["kind"], s["product"]) for s in body["subscriptions"]}
+    assert by_symbol == {"ES": ("product", None), "ESZ6": ("contract", "ES"), "GCZ6": ("contract", None)}
+    # Subscribing the contract explicitly makes it the user's own: never rolled, kept past a product's roll.
+    assert post(http, "ESZ6").status_code == 200
+    assert (_row(database_url, "ESZ6")["kind"], _row(database_url, "ESZ6")["product"]) == ("contract", None)

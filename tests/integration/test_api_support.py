@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import random
+import re
 import socket
 import sys
 import uuid
@@ -113,10 +114,15 @@ def execute(url: str, sql: str) -> None:
 
 
 def tick(ts: dt.datetime, symbol: str, price: float, size: int, aggressor: str | None, backfilled: bool = False,
-         exchange: str = "CME") -> dict:
+         exchange: str = "CME", sub_us_ns: int | None = None, gateway_us: int | None = None) -> dict:
+    """A trade row. `sub_us_ns` (0..999) gives it nanoseconds as a live trade has them and
+    `gateway_us` the gateway's stamp that many microseconds later; left out, the row is one stored
+    before nanoseconds were kept, or a backfilled one (the replay carries neither)."""
+    epoch_ns = (ts - dt.datetime(1970, 1, 1, tzinfo=UTC)) // dt.timedelta(microseconds=1) * 1000
     return {"timestamp": ts, "symbol": symbol, "exchange": exchange, "price": price, "size": size,
             "aggressor": aggressor, "cumulative_volume": None, "received_at": ts + dt.timedelta(milliseconds=3),
-            "backfilled": backfilled}
+            "backfilled": backfilled, "timestamp_ns": epoch_ns + sub_us_ns if sub_us_ns is not None else None,
+            "gateway_at": ts + dt.timedelta(microseconds=gateway_us) if gateway_us is not None else None}
 
 
 # -- the recorded market of the read-only tests -----------------------------------------
@@ -178,14 +184,18 @@ def build_market(url: str, now: dt.datetime) -> Market:
     for us in sorted(rng.randrange(span_us) for _ in range(700)):
         price += rng.choice((-0.25, 0, 0.25))
         live.append(tick(start + dt.timedelta(microseconds=us), "ESZ6", price, rng.randint(1, 20),
-                         rng.choice(("BUY", "SELL", "BUY", "SELL", None))))
+                         rng.choice(("BUY", "SELL", "BUY", "SELL", None)),
+                         # from `us`, not `rng`: the rest of the market draws from rng as it always did
+                         sub_us_ns=us * 7919 % 1000, gateway_us=150 + us % 451))
     run_ts = start + dt.timedelta(minutes=61, seconds=7, microseconds=123456)
-    run = [tick(run_ts, "ESZ6", 6100.0 + i * 0.25, i + 1, "BUY" if i % 2 else "SELL") for i in range(12)]
+    run = [tick(run_ts, "ESZ6", 6100.0 + i * 0.25, i + 1, "BUY" if i % 2 else "SELL", sub_us_ns=10 + 80 * i,
+                gateway_us=300 + i) for i in range(12)]
     live = sorted(live + run, key=lambda r: r["timestamp"])
     for us in sorted(rng.randrange(span_us) for _ in range(60)):
         backfill.append(tick(start + dt.timedelta(microseconds=us), "ESZ6", 5990.0 + rng.randint(0, 40) * 0.25,
                              rng.randint(1, 5), rng.choice(("BUY", "SELL")), backfilled=True))
     backfill += [tick(run_ts, "ESZ6", 6200.0 + i, 30 + i, "SELL", backfilled=True) for i in range(3)]
+    # NQZ6: rows as stored before sql/005 (no nanoseconds, no gateway stamp)
     others = [tick(start + dt.timedelta(seconds=20 * i), "NQZ6", 21000.0 + i, 1, "BUY") for i in range(30)]
     stale = [tick(now - dt.timedelta(days=3, seconds=i), "ZNZ6", 111.0, 1, None, exchange="CBOT") for i in range(5)]
     write_rows(url, "tick_data", live[: len(live) // 2], live[len(live) // 2:], others, backfill, stale)
@@ -304,9 +314,11 @@ def schema_errors(schema: dict, value, where: str = "$") -> list[str]:
         for key, sub in props.items():
             if key in value:
                 errors += schema_errors(sub, value[key], f"{where}.{key}")
-        if isinstance(schema.get("additionalProperties"), dict):  # a map: every value has this schema
+        if isinstance(schema.get("additionalProperties"), dict):
             for key in set(value) - set(props):
                 errors += schema_errors(schema["additionalProperties"], value[key], f"{where}.{key}")
+    if schema["type"] == "string" and "pattern" in schema and not re.fullmatch(schema["pattern"], value):
+        errors.append(f"{where}: {value!r} does not match {schema['pattern']}")
     if schema["type"] == "array":
         for i, item in enumerate(value):
             errors += schema_errors(schema["items"], item, f"{where}[{i}]")

@@ -38,6 +38,12 @@ def test_the_stock_path_builds_the_rows_the_collector_builds():
                | lt.PresenceBits.VOLUME, trade_price=6012.25, trade_size=3, aggressor=2, volume=123456,
                ssboe=int(T.timestamp()), usecs=T.microsecond)
     assert stock.trade_row(_library_dict(trade), RECEIVED) == parsing.decode_trade(trade.SerializeToString(), RECEIVED)
+    with_source = lt(template_id=150, symbol="ESZ6", exchange="CME", presence_bits=lt.PresenceBits.LAST_TRADE,
+                     trade_price=6012.25, trade_size=1, aggressor=1, source_ssboe=int(T.timestamp()),
+                     source_usecs=T.microsecond, source_nsecs=T.microsecond * 1000 + 789,
+                     ssboe=int(T.timestamp()), usecs=T.microsecond + 350)
+    row = parsing.decode_trade(with_source.SerializeToString(), RECEIVED)
+    assert stock.trade_row(_library_dict(with_source), RECEIVED) == row and row[9] % 1000 == 789
     volume_only = lt(template_id=150, symbol="ESZ6", exchange="CME", presence_bits=lt.PresenceBits.VOLUME,
                      volume=5, ssboe=int(T.timestamp()))
     assert stock.trade_row(_library_dict(volume_only), RECEIVED) is None

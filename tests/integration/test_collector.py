@@ -4,6 +4,7 @@ PostgreSQL and real Redis: what the market sent is what is stored."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import signal
@@ -17,7 +18,16 @@ from moto import mock_aws
 from collector_ecs.service import Collector
 from simulator.testing import SimulatorProcess
 
-from .collector_helpers import CollectorProcess, collector_env, counts, sent_by_table, settings_for, wait_until
+from .collector_helpers import (
+    CollectorProcess,
+    collector_env,
+    counts,
+    live_rows,
+    sent_by_table,
+    settings_for,
+    stored_trades,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +57,9 @@ def _queue_command(redis_url, op, symbol, exchange):
 @pytest.mark.parametrize("sim", ["ws", "wss"], indirect=True)  # the frame reader under plain TCP and TLS
 async def test_every_message_sent_is_stored_once_with_exchange_time(sim, database_url, redis_url, tmp_path):
     env = collector_env(sim, database_url, redis_url, tmp_path)
-    collector = Collector(settings_for(env), metrics_emit=lambda _: None)
+    emf: list[str] = []
+    # EMF lines at every heartbeat, so the run's latency figures are flushed within it
+    collector = Collector(dataclasses.replace(settings_for(env), metrics_interval_s=1.0), metrics_emit=emf.append)
     await collector.start()
     try:
         assert set(collector.subs.active) == {"ESZ6", "CLF7"}  # products resolved to front months
@@ -69,8 +81,24 @@ async def test_every_message_sent_is_stored_once_with_exchange_time(sim, databas
         assert dt.timedelta(0) < lag["lo"] and lag["hi"] < dt.timedelta(seconds=5)
         prices = await conn.fetch("SELECT price FROM tick_data WHERE symbol='ESZ6'")
         assert all((p["price"] * 4) == int(p["price"] * 4) for p in prices)  # on ES's 0.25 grid
+        latency = json.loads(await conn.fetchval("SELECT latency FROM collector_heartbeat"))
     finally:
         await conn.close()
+    # Each stored trade is the market's, field for field: timestamp and timestamp_ns the exchange's time
+    # (source_*, to the nanosecond), gateway_at the gateway's stamp beside it (the simulator's frames,
+    # recomputed from its seed, through the collector's decoder).
+    for symbol in ("ESZ6", "CLF7"):
+        stored = await stored_trades(database_url, symbol)
+        truth = live_rows(11, 300, symbol, (int(r[0].timestamp()) for r in stored))
+        for row in stored:
+            want = truth[row[0]]
+            assert row[:7] + row[8:] == want[:7] + want[8:], (row, want)
+            assert row[9] // 1000 % 1_000_000 == row[0].microsecond and 150 <= (row[10] - row[0]).microseconds <= 601
+        assert len({r[9] % 1000 for r in stored}) > 1, "sub-microsecond digits are kept"
+        # the heartbeat's exchange-to-collector latency (what /health shows), and the EMF metrics'
+        assert 0 < latency[symbol]["p50_ms"] <= latency[symbol]["p99_ms"] < 5000 and latency[symbol]["samples"] > 0
+        lines = [d for d in map(json.loads, emf) if d.get("Symbol") == symbol]
+        assert lines and all(0 < d["ExchangeToCollectorP50"] <= d["ExchangeToCollectorP99"] for d in lines)
 
 
 async def test_subscription_requested_while_stopped_becomes_active_at_start(sim, database_url, redis_url, tmp_path):

@@ -33,7 +33,7 @@ from .collector_helpers import (
     history_trades,
     query,
     settings_for,
-    stored_trades,
+    stored_trade_times,
     wait_until,
 )
 from .test_api_support import api_client, get_json, response_schema, schema_errors
@@ -93,9 +93,9 @@ async def _assert_complete(sim, database_url: str, symbol: str, start: dt.dateti
     """Every trade the market made in [start, end] is stored, nothing else; returns how many.
     `start` None: from the first trade stored (a collector started after the market's own start)."""
     if start is None:
-        start = min(await stored_trades(database_url, symbol, end - dt.timedelta(days=1), end))
+        start = min(await stored_trade_times(database_url, symbol, end - dt.timedelta(days=1), end))
     truth = await history_trades(sim, symbol, "CME", start, end)
-    stored = await stored_trades(database_url, symbol, start, end)
+    stored = await stored_trade_times(database_url, symbol, start, end)
     assert stored == truth, (symbol, start, end, len(stored), len(truth))
     return len(stored)
 
@@ -189,7 +189,7 @@ async def test_week_in_minutes(database_url, redis_url, tmp_path, monkeypatch):
     gaps = await _gaps(database_url)
     assert not [g for g in gaps if _overlaps(g["gap_start"], g["gap_end"], *weekend_window)], gaps
     # Closed means nothing traded: no row was stored between the close and the open.
-    assert await stored_trades(database_url, "ESZ6", friday_close + dt.timedelta(microseconds=1),
+    assert await stored_trade_times(database_url, "ESZ6", friday_close + dt.timedelta(microseconds=1),
                                sunday_open - dt.timedelta(microseconds=1)) == set()
     # The stall during open hours is still exactly one stall gap, and the stream came back after it.
     stall_gaps = [g for g in gaps if g["cause"] == "stall"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ import pytest
 import redis
 
 from collector_ecs.migrate import apply_migrations
+from collector_ecs.rithmic_internals import make_client
 from collector_ecs.service import Collector
 from devstack.services import Postgres, Redis, free_port
 from simulator.testing import SimulatorProcess
@@ -24,9 +26,11 @@ from .collector_helpers import (
     CollectorProcess,
     collector_env,
     counts,
-    history_trades,
+    live_rows,
+    rates_from,
     sent_by_table,
     settings_for,
+    stored_trades,
     wait_until,
 )
 
@@ -72,6 +76,21 @@ async def _assert_no_duplicate_trades(db_url):
         await conn.close()
 
 
+async def _history(sim, symbol, exchange, start, end) -> set[dt.datetime]:
+    """The trades the market produced in [start, end], from the simulator's history plant."""
+    client = make_client(user="demo", password="demo", system_name="Rithmic Paper Trading", app_name="t",
+                         app_version="1", url=sim.url, ca_file=None, max_reconnect_delay=1)
+    from async_rithmic.enums import SysInfraType
+    await client.connect(plants=[SysInfraType.HISTORY_PLANT])
+    try:
+        ticks = await client.get_historical_tick_data(symbol, exchange, start, end + dt.timedelta(seconds=1))
+    finally:
+        await client.disconnect()
+    from collector_ecs.parsing import exchange_time
+    return {exchange_time(t["data_bar_ssboe"][0], t["data_bar_usecs"][0] if t.get("data_bar_usecs") else 0)
+            for t in ticks if start <= exchange_time(t["data_bar_ssboe"][0], t.get("data_bar_usecs", [0])[0]) <= end}
+
+
 async def _assert_trades_complete(sim, db_url):
     """Every trade between the first and last stored one is stored exactly once (live or backfilled)."""
     await _assert_no_duplicate_trades(db_url)
@@ -80,10 +99,32 @@ async def _assert_trades_complete(sim, db_url):
         for symbol, exchange in (("ESZ6", "CME"), ("CLF7", "NYMEX")):
             rows = await conn.fetch('SELECT "timestamp" FROM tick_data WHERE symbol=$1', symbol)
             stored = {r[0] for r in rows}
-            truth = await history_trades(sim, symbol, exchange, min(stored), max(stored))
+            truth = await _history(sim, symbol, exchange, min(stored), max(stored))
             assert stored == truth, (symbol, len(stored), len(truth), len(truth - stored), len(stored - truth))
     finally:
         await conn.close()
+
+
+async def _assert_backfilled_trades_equal_the_live_ones(db_url, seed: int, rate) -> None:
+    """Every stored trade against the one the simulator sent (or would have sent) live, decoded by the
+    collector: a live row equals it on every field but received_at; a backfilled row equals it on every
+    field the history plant's replay carries (the exchange timestamp to the microsecond, symbol,
+    exchange, price, size, side) and leaves the ones it does not carry (cumulative volume, nanoseconds,
+    gateway stamp) empty rather than invented."""
+    backfilled = 0
+    for symbol in SYMBOLS:
+        stored = await stored_trades(db_url, symbol)
+        truth = live_rows(seed, rate, symbol, (int(r[0].timestamp()) for r in stored))
+        for row in stored:
+            live = truth[row[0]]
+            if row[8]:
+                backfilled += 1
+                assert row[:6] == live[:6], (row, live)
+                assert (row[6], row[9], row[10]) == (None, None, None), row
+                assert live[9] // 1000 % 1_000_000 == row[0].microsecond  # the live nanoseconds truncate to it
+            else:
+                assert row[:7] + row[8:] == live[:7] + live[8:], (row, live)
+    assert backfilled > 0
 
 
 async def _gaps(db_url, cause=None):
@@ -176,9 +217,8 @@ async def test_full_spool_drops_are_recorded_exactly(sim, own_pg, redis_url, tmp
         assert c.writer.rows_dropped > 0
         await asyncio.to_thread(own_pg.start)
         await wait_until(lambda: _spool_empty(c), 30)
-        await asyncio.sleep(3)  # the heartbeat moves the on-disk gap records into PostgreSQL
     finally:
-        await c.stop()
+        await c.stop()  # moves the drops recorded on disk into PostgreSQL
     sent = sent_by_table(sim.stats())
     stored = await counts(own_pg.url, live_only=True)
     dropped = await _gaps(own_pg.url, "spool_full")
@@ -193,24 +233,38 @@ async def test_full_spool_drops_are_recorded_exactly(sim, own_pg, redis_url, tmp
 # -- Process faults ------------------------------------------------------------------------
 
 async def test_sigterm_during_burst_then_restart(sim, database_url, redis_url, tmp_path):
-    sim.set_rate(3000)
+    effective = sim.set_rate(3000)["effective_from"]
     env = collector_env(sim, database_url, redis_url, tmp_path)
-    for _ in range(2):
+    stored_before = 0
+    for run in range(2):
         proc = CollectorProcess(env, tmp_path / "collector.log")
         proc.start()
-        await wait_until(lambda: _any_rows(database_url), 20)
+        # Rows of this run, not the last one's (a loaded machine takes seconds to start a process).
+        await wait_until(lambda before=stored_before: _more_rows(database_url, before), 30)
+        if run == 1:  # the restart gaps are closed by this run's first trades and backfilled in the burst
+            await wait_until(lambda: _restart_gaps_recorded(database_url), 30)
         await asyncio.sleep(1.5)
         proc.signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 10) == 0
+        stored_before = await _any_rows(database_url)
     await _assert_stored_equals_sent(sim, database_url)
     # the downtime between the two runs is a recorded gap, its trades backfilled
     restarts = await _gaps(database_url, "restart")
     assert {g["symbol"] for g in restarts} == set(SYMBOLS) and all(g["backfilled"] for g in restarts)
     await _assert_trades_complete(sim, database_url)
+    await _assert_backfilled_trades_equal_the_live_ones(database_url, seed=23, rate=rates_from(250, {effective: 3000}))
 
 
 async def _any_rows(db_url):
     return sum(sum(t.values()) for t in (await counts(db_url)).values())
+
+
+async def _more_rows(db_url, before: int) -> bool:
+    return await _any_rows(db_url) > before
+
+
+async def _restart_gaps_recorded(db_url) -> bool:
+    return {g["symbol"] for g in await _gaps(db_url, "restart")} == set(SYMBOLS)
 
 
 async def test_sigkill_ten_times_never_duplicates_and_loses_only_inside_gaps(sim, database_url, redis_url, tmp_path):
@@ -249,6 +303,7 @@ async def test_five_disconnects_in_a_minute_each_a_backfilled_gap(sim, database_
     assert len(gaps) == 5 * len(SYMBOLS)
     assert all(g["backfilled"] and g["gap_end"] > g["gap_start"] for g in gaps)
     await _assert_trades_complete(sim, database_url)
+    await _assert_backfilled_trades_equal_the_live_ones(database_url, seed=23, rate=250)
     assert c.metrics is not None
 
 

@@ -116,11 +116,21 @@ def test_server_tokens_off(proxy):
     assert headers["server"] == "nginx"
 
 
-@pytest.mark.parametrize("path", ["/", "/admin", "/healthz", "/api", "/.env", "/static/x.js", "/openapi.json/x"])
+@pytest.mark.parametrize("path", ["/index.html", "/admin", "/healthz", "/api", "/.env", "/static/x.js",
+                                  "/openapi.json/x", "/console"])
 def test_everything_else_is_a_json_404_that_never_reaches_the_api(proxy, path):
     status, headers, body = request(proxy, "GET", path)
     assert_json_error(status, headers, body, 404)
     assert StubApi.seen == []
+
+
+@pytest.mark.parametrize("path", ["/", "/console/app.js?v=1", "/docs", "/docs/docs.js"])
+def test_the_pages_are_proxied_and_without_their_own_csp_get_the_json_one(proxy, path):
+    """The root (the web console) and its assets reach the API; a page answer keeps the API's own CSP
+    (tests/e2e), and one without (this stub) still gets NGINX's strict JSON policy."""
+    status, headers, body = request(proxy, "GET", path)
+    assert status == 200 and json.loads(body)["path"] == path
+    assert_security_headers(headers)
 
 
 def test_post_subscribe_body_passes_and_a_large_body_is_a_json_413(proxy):

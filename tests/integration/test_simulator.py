@@ -23,7 +23,7 @@ from async_rithmic import DataType, ReconnectionSettings, RetrySettings, Rithmic
 from async_rithmic.exceptions import RithmicErrorResponse
 from websockets.protocol import State
 
-from rdc_common.clock import default_clock
+from rdc_common.clock import default_clock, with_anchor
 from rdc_common.products import PRODUCTS, contract, front_month
 from simulator.testing import SimulatorProcess
 
@@ -156,9 +156,10 @@ class Recorder:
         return [x for k, x in self.items[symbol] if k == kind]
 
     def trades(self, symbol: str) -> list[tuple]:
-        """(ssboe, usecs, price, size, aggressor) of each live (not snapshot) trade."""
+        """(source_ssboe, source_usecs, price, size, aggressor) of each live (not snapshot) trade:
+        the exchange's time, as history replays it."""
         return [
-            (t["ssboe"], t["usecs"], t["trade_price"], t["trade_size"], t["aggressor"])
+            (t["source_ssboe"], t["source_usecs"], t["trade_price"], t["trade_size"], t["aggressor"])
             for t in self.of(symbol, "trade")
             if not t.get("is_snapshot")
         ]
@@ -169,7 +170,12 @@ def on_grid(price: float, tick: float) -> bool:
 
 
 def stamp(kind: str, x) -> tuple[int, int]:
-    return (x.ssboe, x.usecs) if kind == "book" else (x["ssboe"], x["usecs"])
+    """The event's exchange time: a trade's source_*, a quote's or book message's ssboe/usecs."""
+    if kind == "book":
+        return x.ssboe, x.usecs
+    if kind == "trade":
+        return x["source_ssboe"], x["source_usecs"]
+    return x["ssboe"], x["usecs"]
 
 
 # --- 1. session ---------------------------------------------------------------------------------
@@ -288,6 +294,35 @@ async def test_front_month_of_every_catalogue_product_follows_its_roll_rule(sim)
         await client.disconnect()
 
 
+async def test_listings_and_the_front_month_follow_the_simulators_clock_across_the_decade():
+    """At 2029-12-20 (RDC_CLOCK_*, whatever the real date) ES's front month is ESH0, the March 2030
+    contract, and a contract that expired in September is refused with the reason."""
+    clock = with_anchor({"RDC_CLOCK_START": "2029-12-20T15:00:00+00:00", "RDC_CLOCK_SPEED": "1"})
+    with SimulatorProcess(seed=3, rate=50, clock=clock) as late:
+        client = make_client(late)
+        await client.connect(plants=[TICKER])
+        try:
+            assert await client.get_front_month_contract("ES", "CME") == "ESH0"
+            assert await client.get_front_month_contract("CL", "NYMEX") == "CLG0"  # CLF0 stopped trading today
+            listed = [r.symbol for r in await client.search_symbols("ES", product_code="ES", exchange="CME")]
+            assert {"ESZ9", "ESH0", "ESM0"} <= set(listed) and "ESZ6" not in listed
+            ref = await client.get_reference_data("ESH0", "CME")
+            assert ref.expiration_date == "20300315"
+        finally:
+            await client.disconnect()
+        raw = await RawPlant(make_client(late), "ticker").open()
+        try:
+            assert list((await raw.login()).rp_code) == ["0"]
+            await raw.send(100, user_msg="old", symbol="ESU9", exchange="CME", request=1, update_bits=1)
+            refused = await raw.recv(101)
+            assert refused.rp_code[0] != "0"
+            assert "expired at 2029-09-21T21:00:00+00:00" in refused.rp_code[1]  # 16:00 CDT, its last day
+            await raw.send(100, user_msg="front", symbol="ESH0", exchange="CME", request=1, update_bits=1)
+            assert list((await raw.recv(101)).rp_code) == ["0"]
+        finally:
+            await raw.close()
+
+
 async def test_catalogue_specifications_and_twelve_months_of_contracts(sim):
     client = make_client(sim)
     await client.connect(plants=[TICKER])
@@ -358,6 +393,7 @@ async def test_anything_outside_the_catalogue_gets_an_error_not_silence(sim):
 def check_symbol_stream(items: list[tuple], tick: float) -> dict:
     """Replays one symbol's stream and asserts every market invariant; returns what it saw."""
     book = {1: {}, 2: {}}
+    orders = {1: {}, 2: {}}  # resting orders per level, from the OrderBook messages' order counts
     last_bbo = None
     last_stamp = (0, 0)
     volume = None
@@ -380,6 +416,8 @@ def check_symbol_stream(items: list[tuple], tick: float) -> dict:
             last_bbo["ask_price"],
             last_bbo["ask_size"],
         ), "book top equals the BBO"
+        assert (orders[1][b], orders[2][a]) == (last_bbo["bid_orders"], last_bbo["ask_orders"]), \
+            "the BBO's order counts are the book top's"
 
     for kind, x in items:
         ts = stamp(kind, x)
@@ -390,6 +428,10 @@ def check_symbol_stream(items: list[tuple], tick: float) -> dict:
         last_stamp = ts
         if kind == "trade":
             assert x["trade_size"] > 0 and x["aggressor"] in (1, 2)
+            # the exchange's time to the nanosecond, and the gateway's stamp a few hundred us after it
+            assert x["source_nsecs"] // 1000 == x["source_usecs"]
+            delay = (x["ssboe"] - x["source_ssboe"]) * 1_000_000 + x["usecs"] - x["source_usecs"]
+            assert 150 <= delay <= 600, delay
             assert on_grid(x["trade_price"], tick)
             if not x.get("is_snapshot"):
                 assert last_bbo is not None
@@ -409,17 +451,24 @@ def check_symbol_stream(items: list[tuple], tick: float) -> dict:
                     1: dict(zip(x.bid_price, x.bid_size, strict=True)),
                     2: dict(zip(x.ask_price, x.ask_size, strict=True)),
                 }
+                orders = {1: dict(zip(x.bid_price, x.bid_orders, strict=True)),
+                          2: dict(zip(x.ask_price, x.ask_orders, strict=True))}
             else:
                 assert x.update_type in (BEGIN, MIDDLE, END, SOLO)
                 assert open_update == (x.update_type in (MIDDLE, END)), "BEGIN ... END are bracketed"
                 open_update = x.update_type in (BEGIN, MIDDLE)
-                for side, prices, sizes in ((1, x.bid_price, x.bid_size), (2, x.ask_price, x.ask_size)):
-                    for price, size in zip(prices, sizes, strict=True):
+                for side, prices, sizes, counts in ((1, x.bid_price, x.bid_size, x.bid_orders),
+                                                    (2, x.ask_price, x.ask_size, x.ask_orders)):
+                    for price, size, count in zip(prices, sizes, counts, strict=True):
                         assert on_grid(price, tick)
                         if size:
+                            assert 1 <= count <= size, "a level holds at least one order of at least one contract"
                             book[side][price] = size
+                            orders[side][price] = count
                         else:
+                            assert count == 0
                             book[side].pop(price, None)
+                            orders[side].pop(price, None)
             pending_check = not open_update
     return {"update_types": update_types}
 
@@ -588,28 +637,31 @@ async def test_market_by_order_depth_adds_up_to_the_book(sim):
         await asyncio.sleep(3)
     finally:
         await client.disconnect()
-    # the level's size over time, from the aggregated book
-    level: list[tuple[tuple[int, int], int]] = []
+    # the level's size and order count over time, from the aggregated book
+    level: list[tuple[tuple[int, int], tuple[int, int]]] = []
     book = {1: {}, 2: {}}
     for msg in rec.of("NQZ6", "book"):
         if msg.update_type == SNAPSHOT_IMAGE:
             book = {1: {}, 2: {}}
-        for side, prices, sizes in ((1, msg.bid_price, msg.bid_size), (2, msg.ask_price, msg.ask_size)):
-            for p, s in zip(prices, sizes, strict=True):
+        for side, prices, sizes, counts in ((1, msg.bid_price, msg.bid_size, msg.bid_orders),
+                                            (2, msg.ask_price, msg.ask_size, msg.ask_orders)):
+            for p, s, n in zip(prices, sizes, counts, strict=True):
                 if s:
-                    book[side][p] = s
+                    book[side][p] = (s, n)
                 else:
                     book[side].pop(p, None)
-        level.append(((msg.ssboe, msg.usecs), book[1].get(price, 0) + book[2].get(price, 0)))
+        here = book[1].get(price) or book[2].get(price) or (0, 0)
+        level.append(((msg.ssboe, msg.usecs), here))
 
-    def book_size(at: tuple[int, int]) -> int:
+    def book_level(at: tuple[int, int]) -> tuple[int, int]:
         return [s for t, s in level if t <= at][-1]
 
     def as_of(seq: int) -> tuple[int, int]:
         return divmod(seq, 1_000_000)
 
     orders = dict(zip(snapshot.exchange_order_id, snapshot.depth_size, strict=True))
-    assert sum(orders.values()) == book_size(as_of(snapshot.sequence_number))
+    # The book's size and order count at the price are the sum and the number of the orders shown.
+    assert (sum(orders.values()), len(orders)) == book_level(as_of(snapshot.sequence_number))
     # This level's updates only (a level given up above may have sent some before its unsubscribe).
     depth = [m for m in rec.depth["NQZ6"] if set(m.depth_price) == {price}]
     updates = [m for m in depth if m.sequence_number > snapshot.sequence_number]
@@ -623,7 +675,7 @@ async def test_market_by_order_depth_adds_up_to_the_book(sim):
             else:
                 assert (kind == 1) == (oid not in orders)
                 orders[oid] = size
-        assert sum(orders.values()) == book_size(as_of(msg.sequence_number))
+        assert (sum(orders.values()), len(orders)) == book_level(as_of(msg.sequence_number))
 
 
 # --- 6. control API and faults ------------------------------------------------------------------

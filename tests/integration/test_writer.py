@@ -18,9 +18,13 @@ pytestmark = pytest.mark.integration
 T0 = default_clock().now_dt().replace(microsecond=0)
 
 
+EPOCH_NS = int(T0.timestamp()) * 1_000_000_000
+
+
 def trades(n, symbol="ESZ6", start=0):
     return [(T0 + dt.timedelta(microseconds=start + i), symbol, "CME", 6000.0 + i * 0.25, 1 + i % 5,
-             "BUY" if i % 2 else "SELL", 1000 + i, T0, False) for i in range(n)]
+             "BUY" if i % 2 else "SELL", 1000 + i, T0, False, EPOCH_NS + (start + i) * 1000 + 999 - i % 1000,
+             T0 + dt.timedelta(microseconds=start + i + 300)) for i in range(n)]
 
 
 async def test_a_batch_committed_twice_is_stored_once(database_url):
@@ -38,6 +42,37 @@ async def test_a_batch_committed_twice_is_stored_once(database_url):
                                    "WHERE table_name='tick_data'") == 500
     finally:
         await conn.close()
+
+
+async def test_trade_nanoseconds_and_gateway_stamp_round_trip_exactly(database_url):
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = trades(300)
+        assert await write_batch(conn, TICK, rows)
+        stored = await conn.fetch('SELECT "timestamp", timestamp_ns, gateway_at FROM tick_data ORDER BY id')
+        assert [tuple(r) for r in stored] == [(r[0], r[9], r[10]) for r in rows]
+    finally:
+        await conn.close()
+
+
+async def test_a_batch_spooled_before_trades_had_nanoseconds_is_still_written(database_url, tmp_path):
+    """A spool written by the collector before sql/005 holds nine-field trade rows; after the upgrade they
+    replay into the same table, their new columns empty."""
+    old_rows = [r[:9] for r in trades(40)]
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20)
+    spool.open()
+    assert spool.put(Batch(TICK, old_rows))
+    writer = BatchWriter(database_url, batch_size=100, flush_interval_s=0.05, max_pending_rows=10_000,
+                         db_timeout_s=5, spool=spool)
+    await writer.start()
+    await writer.close()
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await conn.fetch('SELECT "timestamp", price, timestamp_ns, gateway_at FROM tick_data ORDER BY id')
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in stored] == [(r[0], r[3], None, None) for r in old_rows]
+    assert not len(spool)
 
 
 async def test_all_three_tables_round_trip(database_url):

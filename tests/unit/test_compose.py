@@ -44,6 +44,7 @@ DEFAULTS_ARE_RIGHT = {
     "DB_POOL_MAX_SIZE": "tuning", "REDIS_TIMEOUT_S": "tuning", "SECRET_MAX_AGE_S": "tuning",
     "API_MAX_RANGE_DAYS": "tuning", "API_MAX_DAILY_BARS_RANGE_DAYS": "tuning", "API_MAX_BODY_BYTES": "tuning",
     "REQUIRE_API_KEY_FOR_WRITES": "open locally", "METRICS_INTERVAL_S": "tuning",
+    "LIVE_SNAPSHOTS": "on by default; 0 only to measure their cost (make bench)",
     "CONFORMANCE_STATUS_INTERVAL_S": "read only by the conformance command, not by the service",
     "RDC_ENV_FILE": "read only by check-connection and conformance, run by hand",
     # Per-container defaults that are right inside the image.

@@ -38,6 +38,38 @@ def test_trade_row_carries_exchange_time_not_local_clock():
     assert row[7] == NOW and row[8] is False
 
 
+def _trade(**times):
+    return pb.last_trade_pb2.LastTrade(template_id=150, symbol="ESZ6", exchange="CME", presence_bits=1 | 8,
+                                       trade_price=6012.25, trade_size=3, aggressor=1, volume=99, **times)
+
+
+def test_trade_timestamp_is_the_exchange_source_time_to_the_nanosecond_and_the_gateway_time_is_kept_beside():
+    m = _trade(source_ssboe=1_795_000_000, source_usecs=999_812, source_nsecs=999_812_417,
+               ssboe=1_795_000_001, usecs=233)  # the gateway stamped it 421 us later, in the next second
+    row = decode_trade(m.SerializeToString(), NOW)
+    assert row[0] == exchange_time(1_795_000_000, 999_812)
+    assert row[9] == 1_795_000_000_999_812_417  # epoch nanoseconds, exact
+    assert row[10] == exchange_time(1_795_000_001, 233)
+    assert row[1:9] == ("ESZ6", "CME", 6012.25, 3, "BUY", 99, NOW, False)
+
+
+def test_without_a_source_time_the_gateway_time_is_the_best_there_is():
+    row = decode_trade(_trade(ssboe=1_795_000_000, usecs=5).SerializeToString(), NOW)
+    assert row[0] == row[10] == exchange_time(1_795_000_000, 5) and row[9] is None
+
+
+def test_a_source_time_without_nanoseconds_keeps_its_microseconds_and_claims_no_more():
+    row = decode_trade(_trade(source_ssboe=1_795_000_000, source_usecs=7, ssboe=1_795_000_000, usecs=300)
+                       .SerializeToString(), NOW)
+    assert row[0] == exchange_time(1_795_000_000, 7) and row[9] is None
+    assert row[10] == exchange_time(1_795_000_000, 300)
+
+
+def test_a_source_time_without_a_gateway_stamp_has_no_gateway_at():
+    row = decode_trade(_trade(source_ssboe=1_795_000_000, source_usecs=7, source_nsecs=7_001).SerializeToString(), NOW)
+    assert row[0] == exchange_time(1_795_000_000, 7) and row[9] == 1_795_000_000_000_007_001 and row[10] is None
+
+
 def test_snapshot_and_volume_only_last_trade_are_not_trades():
     snap = pb.last_trade_pb2.LastTrade(template_id=150, symbol="ESZ6", exchange="CME", presence_bits=1,
                                        is_snapshot=True, trade_price=1, trade_size=1, ssboe=1)
@@ -98,3 +130,5 @@ def test_history_ticks_become_backfilled_trades_with_side():
     rows = trades_from_history(ticks, "ESZ6", "CME", NOW)
     assert [(r[3], r[4], r[5], r[8]) for r in rows] == [(6000.25, 2, "BUY", True), (6000.0, 1, "SELL", True)]
     assert rows[0][0] == exchange_time(100, 7)
+    # the replay carries no nanoseconds, gateway stamp or cumulative volume: none is invented
+    assert all(r[6] is None and r[9] is None and r[10] is None for r in rows)

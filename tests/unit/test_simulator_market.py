@@ -24,6 +24,7 @@ from simulator.market import (
     RateTimeline,
     book_at,
     resolve_contract,
+    trade_stamps,
 )
 from simulator.mbo import PriceOrders
 from simulator.reference import front_month_fields, search
@@ -59,6 +60,8 @@ def test_every_event_keeps_the_book_sound(code, rate):
     inst = instrument(market, code)
     anchor = market.anchor(inst, SECOND)
     bids, asks = anchor.levels(BID), anchor.levels(ASK)
+    orders = {side: {px: len(market.orders_of_level(inst, side, px, q)) for px, q in levels.items()}
+              for side, levels in ((BID, bids), (ASK, asks))}
     last = (SECOND - 1, ROLL_OFFSET)
     volume = market.volume_before(inst, SECOND)
     for second in range(SECOND, SECOND + 4):
@@ -73,18 +76,27 @@ def test_every_event_keeps_the_book_sound(code, rate):
                 assert px == (min(asks) if aggressor == BUY else max(bids)), "trades at the touch"
                 volume = cumulative
             for group in groups:
-                for side, px, size, _reason in group:
+                for side, px, size, _reason, count in group:
                     levels = bids if side == BID else asks
                     if size:
                         levels[px] = size
+                        orders[side][px] = count
+                        assert 1 <= count <= size, "a level is at least one order of at least one contract"
                     else:
                         del levels[px]
+                        del orders[side][px]
+                        assert count == 0, "a deleted level has no orders"
             assert len(bids) == LEVELS and len(asks) == LEVELS
             assert max(bids) < min(asks)
             assert sorted(bids) == list(range(min(bids), min(bids) + LEVELS)), "contiguous levels"
             if bbo is not None:
-                assert bbo == (max(bids), bids[max(bids)], min(asks), asks[min(asks)]), "BBO is the book's top"
-        assert (max(bids), min(asks)) == (market.anchor(inst, second + 1).bid, market.anchor(inst, second + 1).ask)
+                b, a = max(bids), min(asks)
+                assert bbo == (b, bids[b], a, asks[a], orders[BID][b], orders[ASK][a]), "BBO is the book's top"
+        nxt = market.anchor(inst, second + 1)
+        assert (max(bids), min(asks)) == (nxt.bid, nxt.ask)
+        # Each second ends on its anchor's order counts (the decomposition market-by-order depth starts from).
+        assert orders == {side: {px: len(market.orders_of_level(inst, side, px, q))
+                                 for px, q in nxt.levels(side).items()} for side in (BID, ASK)}
         volume = tape.volume_at_end
 
 
@@ -151,7 +163,7 @@ def test_snapshot_state_matches_replaying_the_events():
     state = book_at(market, inst, SECOND, half)
     assert state.as_of == (SECOND, tape.events[half - 1][0])
     last_bbo = next(ev[2] for ev in reversed(tape.events[:half]) if ev[2] is not None)
-    assert state.bbo() == last_bbo
+    assert state.bbo() == last_bbo  # prices, sizes and order counts
     assert book_at(market, inst, SECOND, 0).as_of == (SECOND - 1, ROLL_OFFSET)
 
 
@@ -205,21 +217,24 @@ def test_hand_encoded_market_data_parses_like_the_protobuf_classes():
             )
             assert got == want
 
-            quote = (px, size, px + 1, rng.randrange(1, 500))
+            quote = (px, size, px + 1, rng.randrange(1, 500), rng.choice([1, 127, 128, 300]), rng.randrange(1, 40))
             got = pb.best_bid_offer_pb2.BestBidOffer.FromString(payload(enc.bbo(tf, quote)))
             want = pb.best_bid_offer_pb2.BestBidOffer(
                 **{**common, "template_id": 151},
                 presence_bits=3,
                 bid_price=inst.price(px),
                 bid_size=size,
+                bid_orders=quote[4],
                 ask_price=inst.price(px + 1),
                 ask_size=quote[3],
+                ask_orders=quote[5],
             )
             assert got == want
 
-            changes = [
-                (rng.choice([BID, ASK]), px + k, rng.choice([0, 1, 300]), 0) for k in range(rng.randrange(1, 25))
-            ]
+            changes = []
+            for k in range(rng.randrange(1, 25)):
+                level = rng.choice([0, 1, 300])
+                changes.append((rng.choice([BID, ASK]), px + k, level, 0, rng.choice([1, 127, 200]) if level else 0))
             update_type = 7 if len(changes) <= 2 and rng.random() < 0.7 else rng.choice([4, 5, 6])
             got = pb.order_book_pb2.OrderBook.FromString(payload(enc.book(tf, update_type, changes)))
             bids = [c for c in changes if c[0] == BID]
@@ -230,10 +245,72 @@ def test_hand_encoded_market_data_parses_like_the_protobuf_classes():
                 update_type=update_type,
                 bid_price=[inst.price(c[1]) for c in bids],
                 bid_size=[c[2] for c in bids],
+                bid_orders=[c[4] for c in bids],
                 ask_price=[inst.price(c[1]) for c in asks],
                 ask_size=[c[2] for c in asks],
+                ask_orders=[c[4] for c in asks],
             )
             assert got == want
+
+
+def _frames(blob: bytes) -> list[bytes]:
+    """The protobuf payloads of a run of server frames."""
+    out, i = [], 0
+    while i < len(blob):
+        length = blob[i + 1] & 0x7F
+        head = 2 if length < 126 else 4
+        if length == 126:
+            length = int.from_bytes(blob[i + 2 : i + 4], "big")
+        out.append(payload(blob[i : i + head + length]))
+        i += head + length
+    return out
+
+
+def test_trades_carry_the_exchange_time_in_nanoseconds_and_the_gateway_stamp_after_it():
+    def stamps(seed):
+        market = Market(seed=seed, rates=RateTimeline(5000))
+        inst = instrument(market, "ES")
+        out = []
+        for second in range(SECOND, SECOND + 3):
+            tape = market.tape(inst, second).complete()
+            for body in _frames(tape.frames(1, 0, len(tape))):
+                m = pb.last_trade_pb2.LastTrade.FromString(body)
+                out.append((m.source_ssboe, m.source_usecs, m.source_nsecs, m.ssboe, m.usecs))
+            events = {ev[0]: ev for ev in tape.events}
+            assert [t[0] for t in tape.trade_times()] == [u for u, _p, _s, _a, _v in tape.trades()]
+            assert all(events[u][1] is not None for u, *_ in tape.trade_times())
+        return out
+
+    got = stamps(1)
+    assert len(got) > 1000
+    exchange_ns = [s * 10**9 + ns for s, _us, ns, _gs, _gu in got]
+    gateway_us = [gs * 10**6 + gu for *_, gs, gu in got]
+    assert all(ns // 1000 == us for _s, us, ns, _gs, _gu in got), "source_usecs is source_nsecs in microseconds"
+    assert exchange_ns == sorted(set(exchange_ns)), "exchange times strictly increase"
+    assert gateway_us == sorted(gateway_us), "gateway stamps never run backwards"
+    delays = [g - e // 1000 for e, g in zip(exchange_ns, gateway_us, strict=True)]
+    assert min(delays) >= 150 and max(delays) <= 600 and max(delays) - min(delays) > 200
+    assert len({ns % 1000 for _s, _us, ns, _gs, _gu in got}) > 500, "sub-microsecond digits vary"
+    assert any(gs == s + 1 for s, _us, _ns, gs, _gu in got), "a late trade's gateway stamp is in the next second"
+    assert stamps(1) == got, "the same seed gives the same nanoseconds and gateway stamps"
+    assert stamps(2) != got
+
+
+def test_trade_stamps_carry_into_the_next_second():
+    nsecs, gs, gu = trade_stamps(12345, SECOND, 999_998)
+    assert nsecs // 1000 == 999_998 and gs == SECOND + 1 and 148 <= gu <= 598
+
+
+@pytest.mark.parametrize("value", [0, 127, 128, 16383, 16384, 2097151, 2097152, 268435455, 268435456,
+                                   999_999_999, 1 << 35, (1 << 35) + 5])
+def test_varint_matches_protobuf_at_every_length(value):
+    ref = bytearray()
+    v = value
+    while v >= 0x80:
+        ref.append((v & 0x7F) | 0x80)
+        v >>= 7
+    ref.append(v)
+    assert wire.varint(value) == bytes(ref)
 
 
 def test_hand_encoded_tick_replay_rows_parse_like_the_protobuf_classes():
@@ -357,6 +434,8 @@ def test_orders_at_a_price_always_add_up_to_the_level():
                     apply_orders(live, orders.apply_event(second, usecs, groups))
                 state = book_at(market, inst, second, index + 1)
                 assert sum(live.values()) == state.bids.get(px, 0) + state.asks.get(px, 0)
+                # The book's order count at the price is the number of orders market-by-order shows there.
+                assert len(live) == state.bid_orders.get(px, 0) + state.ask_orders.get(px, 0)
             apply_orders(live, orders.roll_to(second + 1))  # a second that ends without a book change
             fresh = PriceOrders(market, inst, px)
             fresh.start(second + 1)

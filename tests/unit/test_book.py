@@ -1,18 +1,13 @@
-"""Rebuilding an order book from stored OrderBook messages (pure replay)."""
+"""rdc_common.book: rebuilding an order book from OrderBook messages, stored (the API's replay) or
+live (the collector applying each decoded message), with the same semantics."""
 
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import pytest
 
-API_DIR = Path(__file__).resolve().parents[2] / "api_chalice"
-if str(API_DIR) not in sys.path:
-    sys.path.insert(0, str(API_DIR))
-
-from chalicelib.book import BookRow, replay  # noqa: E402
+from rdc_common.book import BookRow, OrderBook, replay
 
 pytestmark = pytest.mark.unit
 
@@ -92,3 +87,44 @@ def test_replay_matches_a_plain_model_on_random_updates():
     assert [(b["price"], b["size"], b["orders"]) for b in bids] == \
         sorted(((p, s, o) for p, (s, o) in model["b"].items()), reverse=True)
     assert [(a["price"], a["size"], a["orders"]) for a in asks] == sorted((p, s, o) for p, (s, o) in model["a"].items())
+
+
+def test_live_messages_applied_one_by_one_give_the_replayed_book():
+    """The collector applies decoded rows (tuples, in the order they arrive) to one OrderBook per
+    symbol; the API replays stored rows. Both must agree after any sequence, including a snapshot
+    in several parts and a clear in the middle."""
+    rng = random.Random(11)
+    rows = [row("SNAPSHOT_IMAGE", bids=[(100.0, 5, 2)]), row("SNAPSHOT_IMAGE", asks=[(100.25, 4, 1)])]
+    for i in range(500):
+        if i == 250:
+            rows.append(row("CLEAR_ORDER_BOOK"))
+        price = 100.0 - rng.randint(0, 8) * 0.25 if i % 2 else 100.25 + rng.randint(0, 8) * 0.25
+        size = rng.choice([0, rng.randint(1, 30)])
+        level = [(price, size, rng.randint(1, 5) if size else 0)]
+        rows.append(row("SOLO", bids=level if i % 2 else (), asks=() if i % 2 else level))
+    live = OrderBook()
+    for r in rows:
+        # As decoded: tuples, empty tuples for an absent side.
+        live.apply(r.update_type, tuple(r.bid_price), tuple(r.bid_size), tuple(r.bid_orders), tuple(r.ask_price),
+                   tuple(r.ask_size), tuple(r.ask_orders))
+    assert live.levels(100) == replay(rows).levels(100)
+
+
+def test_a_snapshot_after_updates_starts_a_new_image():
+    book = OrderBook()
+    for r in (SNAP, row("SOLO", bids=[(99.5, 1, 1)]), row("SNAPSHOT_IMAGE", asks=[(101.0, 2, 1)])):
+        book.apply(r.update_type, r.bid_price, r.bid_size, r.bid_orders, r.ask_price, r.ask_size, r.ask_orders)
+    assert book.levels(10) == ([], [{"price": 101.0, "size": 2, "orders": 1}])
+
+
+def test_stored_nulls_and_short_arrays_are_tolerated():
+    """A NULL price in a stored array is skipped; a missing order count is None, not a deletion."""
+    book = replay([BookRow("SNAPSHOT_IMAGE", [None, 100.0], [3, 5], [], [100.25], [4], None)])
+    assert book.levels(10) == ([{"price": 100.0, "size": 5, "orders": None}],
+                               [{"price": 100.25, "size": 4, "orders": None}])
+
+
+@pytest.mark.parametrize("kind", ["CLEAR_ORDER_BOOK", "NO_BOOK"])
+def test_clear_then_updates_build_from_nothing(kind):
+    book = replay([SNAP, row(kind), row("SOLO", bids=[(98.0, 2, 1)])])
+    assert book.levels(10) == ([{"price": 98.0, "size": 2, "orders": 1}], [])
