@@ -46,6 +46,7 @@ class Collector:
         # Per symbol, the clock instant up to which everything the market sent is stored or inside a
         # recorded gap; the heartbeat publishes it and the next start-up decides restart gaps from it.
         self._recorded_until: dict[str, float] = {}
+        self._latency_json: str | None = None  # the heartbeat's latest, kept by the final one at stop
 
     async def start(self) -> None:
         s = self.settings
@@ -165,7 +166,7 @@ class Collector:
             await self._record_session_events()
             await self.control.heartbeat(self.settings.collector_id, False, self.ingest.last_message_at, 0.0,
                                          self.writer.pending_rows, self.writer.spool.bytes,
-                                         markets=self._markets(final=True))
+                                         self._latency_json, self._markets(final=True))
         self._write_health(connected=False)
         await self.control.close()
         log.info("collector stopped", extra={"fields": {"rows_written": self.writer.rows_written,
@@ -250,10 +251,11 @@ class Collector:
             self.metrics.gauge("MessagesPerSecond", round(rate, 1))
             for symbol, lat in latency_summary(self.ingest.recent_trades, health_since).items():
                 latency[symbol] = {**lat, "as_of": lat["as_of"].isoformat(timespec="microseconds")}
+            self._latency_json = json.dumps(latency)
             try:
                 await self.control.heartbeat(self.settings.collector_id, connected, self.ingest.last_message_at,
                                              rate, self.writer.pending_rows, self.writer.spool.bytes,
-                                             json.dumps(latency), markets_doc)
+                                             self._latency_json, markets_doc)
                 await self._record_session_events()
                 await self.gaps.flush_pending()
             except Exception:
