@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -484,3 +485,24 @@ def test_the_days_not_simulated_are_one_truthful_gap_per_contract(roll_market):
     # The restart on 9 December is the only other gap, one per contract, backfilled.
     others = [g for g in gaps if g not in skipped]
     assert sorted(g["symbol"] for g in others) == ["ESH7", "ESZ6"] and all(g["backfilled"] for g in others)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics")
+def test_the_api_serves_what_the_collector_recorded_across_the_roll(roll_market, monkeypatch):
+    """/api/rolls/ES shows the roll the collector made; /api/bars/ES.c.0 across it is ESZ6's bars before
+    17:00 CT and ESH7's from then on."""
+    m = roll_market
+    with api_client(monkeypatch, DATABASE_URL=m.database_url, REDIS_URL=m.redis_url) as http:
+        body = get_json(http, "/api/rolls/ES")
+        assert [(r["from"], r["to"]) for r in body["rolls"]] == [(None, "ESZ6"), ("ESZ6", "ESH7")]
+        assert dt.datetime.fromisoformat(body["rolls"][1]["at"]) == ROLL_AT
+
+        lo, hi = ct(2026, 12, 9, 15, 55).isoformat(), ct(2026, 12, 9, 17, 10).isoformat()
+        query_range = f"interval=1m&start={quote(lo)}&end={quote(hi)}"
+        bars = get_json(http, f"/api/bars/ES.c.0?{query_range}")
+        assert schema_errors(response_schema("/api/bars/{symbol}", "get", 200), bars) == []
+        assert [c["symbol"] for c in bars["contracts"]] == ["ESZ6", "ESH7"]
+        before = get_json(http, f"/api/bars/ESZ6?interval=1m&start={quote(lo)}&end={quote(ROLL_AT.isoformat())}")
+        after = get_json(http, f"/api/bars/ESH7?interval=1m&start={quote(ROLL_AT.isoformat())}&end={quote(hi)}")
+        assert before["data"] and after["data"]  # both sides of the roll were recorded
+        assert bars["data"] == before["data"] + after["data"]
