@@ -62,3 +62,5 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        elif self.total or self.done:
+            self._line("archive progress")
