@@ -31,6 +31,8 @@ class ArchiveSettings:
     archive_url: str
     retention_days: dict[str, int]
     safety_margin: dt.timedelta = DEFAULT_SAFETY_MARGIN
+    # How long retention waits for a partition's lock before leaving the day for the next run (the
+    # drop needs a moment's exclusive lock on the parent table; readers queue behind a waiting drop).
     lock_timeout_s: float = 5.0
     # Files archived side by side (each its own PostgreSQL connection and thread).
     workers: int = 2
@@ -72,6 +74,13 @@ def load_archive_settings(env: Mapping[str, str] | None = None) -> ArchiveSettin
     workers_raw = (env.get("ARCHIVE_WORKERS") or "2").strip()
     if not workers_raw.isdigit() or not 1 <= int(workers_raw) <= 16:
         raise ConfigError(f"ARCHIVE_WORKERS must be a whole number from 1 to 16, not {workers_raw!r}")
+    lock_raw = (env.get("ARCHIVE_LOCK_TIMEOUT_S") or "5").strip()
+    try:
+        lock_timeout = float(lock_raw)
+    except ValueError:
+        lock_timeout = -1.0
+    if not 0.1 <= lock_timeout <= 3600:
+        raise ConfigError(f"ARCHIVE_LOCK_TIMEOUT_S must be seconds from 0.1 to 3600, not {lock_raw!r}")
     log_level = env.get("LOG_LEVEL", "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
@@ -81,6 +90,7 @@ def load_archive_settings(env: Mapping[str, str] | None = None) -> ArchiveSettin
         retention_days={t: _days(env, *RETENTION_VARIABLES[t]) for t in TABLES},
         safety_margin=margin,
         workers=int(workers_raw),
+        lock_timeout_s=lock_timeout,
         clock=clock,
         collector_id=env.get("COLLECTOR_ID") or f"archive@{socket.gethostname()}",
         log_level=log_level,
