@@ -44,6 +44,8 @@ DEFAULTS_ARE_RIGHT = {
     "DB_POOL_MAX_SIZE": "tuning", "REDIS_TIMEOUT_S": "tuning", "SECRET_MAX_AGE_S": "tuning",
     "API_MAX_RANGE_DAYS": "tuning", "API_MAX_DAILY_BARS_RANGE_DAYS": "tuning", "API_MAX_BODY_BYTES": "tuning",
     "REQUIRE_API_KEY_FOR_WRITES": "open locally", "METRICS_INTERVAL_S": "tuning",
+    "ARCHIVE_LOCK_TIMEOUT_S": "tuning", "ARCHIVE_SAFETY_MARGIN_MINUTES": "tuning", "ARCHIVE_WORKERS": "tuning",
+    "ARCHIVE_URL_EXPIRES_S": "tuning (presigned S3 links; the local archive's links do not expire)",
     "CONFORMANCE_STATUS_INTERVAL_S": "read only by the conformance command, not by the service",
     "RDC_ENV_FILE": "read only by check-connection and conformance, run by hand",
     # Per-container defaults that are right inside the image.
