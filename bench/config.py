@@ -31,21 +31,23 @@ class Sizes:
     tiers: tuple[tuple[str, int], ...]
     # rdc_client: downloads of the stored day's ticks of one symbol (raw pages and the client, each)
     client_reps: int = 3
+    # archive: seconds of the simulator's market (4 symbols at make run's rate) archived as one day
+    archive_seconds: int = 10
 
 
 TINY = Sizes(mode="tiny", send_seconds=1.0, ingest_warmup_s=1.0, ingest_window_s=1.5, copy_rows=20_000,
              seed_window_s=1.0, fresh_rate_per_symbol=500, fresh_warmup_s=1.0, fresh_window_s=1.5,
              api_requests=10, scale_requests=5, day_rows=10_000,
-             tiers=(("10M", 20_000), ("100M", 40_000)), client_reps=1)
+             tiers=(("10M", 20_000), ("100M", 40_000)), client_reps=1, archive_seconds=10)
 
 QUICK = Sizes(mode="quick", send_seconds=1.0, ingest_warmup_s=2.5, ingest_window_s=2.5, copy_rows=100_000,
               seed_window_s=1.5, fresh_rate_per_symbol=5000, fresh_warmup_s=1.0, fresh_window_s=2.0,
               api_requests=10, scale_requests=8, day_rows=100_000,
-              tiers=(("10M", 200_000), ("100M", 400_000)), client_reps=2)
+              tiers=(("10M", 200_000), ("100M", 400_000)), client_reps=2, archive_seconds=120)
 
 FULL = Sizes(mode="full", send_seconds=10.0, ingest_warmup_s=8.0, ingest_window_s=20.0, copy_rows=2_000_000,
              seed_window_s=15.0, fresh_rate_per_symbol=5000, fresh_warmup_s=5.0, fresh_window_s=30.0,
              api_requests=150, scale_requests=100, day_rows=2_000_000,
-             tiers=(("10M", 10_000_000), ("100M", 100_000_000)), client_reps=5)
+             tiers=(("10M", 10_000_000), ("100M", 100_000_000)), client_reps=5, archive_seconds=3000)
 
 MODES = {s.mode: s for s in (TINY, QUICK, FULL)}
