@@ -192,11 +192,12 @@ def parameters(settings: Settings) -> dict[str, dict]:
                         {"type": "integer", "minimum": 1, "default": params.DEFAULT_DEPTH}),
         "archive_table": _query("table", "Only this table's files (default: all three)",
                                 enum("ticks", "quotes", "level2", "tick_data", "quote_data", "level2_data")),
-        "archive_start": _query("start", f"First UTC day, YYYY-MM-DD, or a time ({TIME_FORMATS}: its day). Default: "
+        "archive_start": _query("start", f"First UTC day, YYYY-MM-DD, or a time ({TIME_FORMATS}: its day). Alone, "
+                                         f"it means {routes_archive.DEFAULT_DAYS} days from it; default: "
                                          f"{routes_archive.DEFAULT_DAYS} days before end",
                                 {"anyOf": [{"type": "string", "format": "date"}, TIME]}),
         "archive_end": _query("end", f"Day after the last (exclusive), YYYY-MM-DD, or a time (the days up to it). "
-                                     f"Default: tomorrow. At most {routes_archive.MAX_DAYS} days after start",
+                                     f"Default: tomorrow. With start, at most {routes_archive.MAX_DAYS} days after it",
                               {"anyOf": [{"type": "string", "format": "date"}, TIME]}),
         **{f"limit_{kind.name}": _query("limit", f"Rows per page, 1 to {kind.max_limit}; larger values are capped "
                                                  f"to {kind.max_limit} (the applied value is echoed in limit)",

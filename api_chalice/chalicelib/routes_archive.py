@@ -35,6 +35,14 @@ def _tables(raw: str | None) -> list[str]:
     return [name]
 
 
+def _add(day: dt.date, days: int) -> dt.date:
+    """day + days, clamped to the dates Python holds (nothing was archived at either edge)."""
+    try:
+        return day + dt.timedelta(days=days)
+    except OverflowError:
+        return dt.date.max if days > 0 else dt.date.min
+
+
 def _day(raw: str, name: str, end: bool) -> dt.date:
     """A UTC date (YYYY-MM-DD) or a time; the days [start, end) cover every instant of [start, end)."""
     if _DATE.match(raw.strip()):
@@ -44,8 +52,7 @@ def _day(raw: str, name: str, end: bool) -> dt.date:
             raise BadRequest(f"{name} {raw!r} is not a calendar date", title="Invalid date") from None
     t = params.parse_time(raw, name)
     if end:  # the day holding the instant just before `end`, and the day after it
-        t = params.shift(t, -dt.timedelta(microseconds=1))
-        return t.date() + dt.timedelta(days=1)
+        return _add(params.shift(t, -dt.timedelta(microseconds=1)).date(), 1)
     return t.date()
 
 
@@ -56,14 +63,21 @@ def archive_files(symbol: str):
     symbol = params.parse_symbol(symbol)
     q = context.current_request().query_params or {}
     tables = _tables(q.get("table"))
-    end = _day(q["end"], "end", True) if q.get("end") else settings.clock.today() + dt.timedelta(days=1)
-    start = _day(q["start"], "start", False) if q.get("start") else end - dt.timedelta(days=DEFAULT_DAYS)
-    if start >= end:
-        raise BadRequest(f"start ({start}) must be before end ({end}): start is inclusive, end exclusive",
-                         title="Invalid range")
-    if (end - start).days > MAX_DAYS:
-        raise BadRequest(f"start to end spans more than {MAX_DAYS} days; ask for a shorter range",
-                         title="Range too long")
+    start = _day(q["start"], "start", False) if q.get("start") else None
+    end = _day(q["end"], "end", True) if q.get("end") else None
+    # Like the other routes: one bound alone means the default span from it, neither the days up to now.
+    if start is not None and end is not None:
+        if start >= end:
+            raise BadRequest(f"start ({start}) must be before end ({end}): start is inclusive, end exclusive",
+                             title="Invalid range")
+        if (end - start).days > MAX_DAYS:
+            raise BadRequest(f"start to end spans more than {MAX_DAYS} days; ask for a shorter range",
+                             title="Range too long")
+    elif start is not None:
+        end = _add(start, DEFAULT_DAYS)
+    else:
+        end = end or _add(settings.clock.today(), 1)
+        start = _add(end, -DEFAULT_DAYS)
     rows = get_db().fetch(queries.ARCHIVE_FILES, symbol, tables, start, end)
     data = [{"date": r["day"].isoformat(), "table": KINDS[r["table_name"]], "rows": r["rows"], "bytes": r["bytes"],
              "sha256": r["sha256"], "first_timestamp": params.iso(r["min_ts"]) if r["min_ts"] else None,

@@ -55,8 +55,13 @@ def test_lists_each_days_files_with_links_through_nginx(archived, http, tmp_path
     only = get_json(http, "/api/archive/ESZ6?table=quotes&start=2026-11-18T00:00:00Z&end=2026-11-18T00:00:01Z")
     assert [(f["date"], f["table"]) for f in only["data"]] == [("2026-11-18", "quotes")]
     assert get_json(http, "/api/archive/GCG7?start=2026-11-16")["data"] == []
+    alone = get_json(http, "/api/archive/ESZ6?start=2026-11-17&table=ticks")  # 31 days from it
+    assert (alone["end"], [f["date"] for f in alone["data"]]) == ("2026-12-18", ["2026-11-17", "2026-11-18"])
+    edge = get_json(http, "/api/archive/ESZ6?end=9999-12-31T23:59:59Z")
+    assert (edge["end"], edge["data"]) == ("9999-12-31", [])
     for bad, word in (("table=bars", "table must be one of"), ("start=2026-11-20&end=2026-11-16", "before end"),
-                      ("start=2025-01-01&end=2026-11-20", "366 days"), ("start=2026-02-30", "calendar date")):
+                      ("start=2025-01-01&end=2026-11-20", "366 days"), ("start=2026-02-30", "calendar date"),
+                      ("start=yesterday", "ISO-8601")):
         err = get_json(http, f"/api/archive/ESZ6?{bad}", status=400)
         assert word in err["message"], (bad, err)
 
