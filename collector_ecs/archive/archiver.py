@@ -357,9 +357,16 @@ class Archiver:
 
     async def _retire(self, conn: asyncpg.Connection, table: str, day: dt.date, partition, limit: int) -> None:
         for attempt in (1, 2):
-            if await conn.fetchrow(source.MANIFEST_OF_DAY, table, day) is None:
+            manifest = await conn.fetchrow(source.MANIFEST_OF_DAY, table, day)
+            if manifest is None:
                 self._block(table, day, f"it is past the {limit}-day limit but not archived yet (it stays in "
                                         f"PostgreSQL until a run archives and verifies it)")
+                return
+            if manifest["pg_dropped_at"] is not None:
+                # Rows written for a day whose archive is already its only copy (a very late backfill):
+                # merging them would rewrite verified files, so they stay where they are, said loudly.
+                self._block(table, day, "rows arrived in PostgreSQL for a day already moved to the archive; they "
+                                        "stay in PostgreSQL (the archive's files of that day are left as verified)")
                 return
             files = await conn.fetch(source.FILES_OF_DAY, table, day)
             damaged = self._files_intact(files)
