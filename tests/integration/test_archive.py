@@ -258,3 +258,24 @@ def test_the_command_line_archives_and_reports_progress_as_json_lines(database_u
     bad = subprocess.run([sys.executable, "-m", "collector_ecs", "archive", "--day", "yesterday"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "write it as YYYY-MM-DD" in bad.stderr
+
+
+async def test_rows_for_a_day_already_moved_to_the_archive_stay_in_postgresql(database_url, recorded, tmp_path):
+    from bench.market_rows import write_rows
+
+    root = tmp_path / "archive"
+    limits = {"tick_data": 7, "quote_data": 0, "level2_data": 0}
+    first = await Archiver(settings(database_url, root, retention=limits), tty=False).run()
+    assert ("tick_data", DAYS[0]) in first.dropped
+    before = (root / file_key("tick_data", DAYS[0], "ESZ6")).read_bytes()
+    late = dt.datetime(2026, 11, 16, 21, 0, tzinfo=dt.UTC)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await write_rows(conn, {"tick_data": [(late, "ESZ6", "CME", 6001.0, 1, "SELL", None, late, True)]})
+    finally:
+        await conn.close()
+    again = await Archiver(settings(database_url, root, retention=limits), tty=False).run()
+    assert [(t, d) for t, d, _ in again.blocked] == [("tick_data", DAYS[0])]
+    assert "already moved to the archive" in again.blocked[0][2]
+    assert await _count(database_url, "tick_data", DAYS[0]) == 1
+    assert (root / file_key("tick_data", DAYS[0], "ESZ6")).read_bytes() == before
