@@ -26,7 +26,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _tables(raw: str | None) -> list[str]:
-    if raw is None or not raw.strip():
+    if raw is None:
         return list(TABLES)
     name = TABLE_ALIASES.get(raw.strip().lower(), raw.strip().lower())
     if name not in TABLES:
@@ -63,8 +63,8 @@ def archive_files(symbol: str):
     symbol = params.parse_symbol(symbol)
     q = context.current_request().query_params or {}
     tables = _tables(q.get("table"))
-    start = _day(q["start"], "start", False) if q.get("start") else None
-    end = _day(q["end"], "end", True) if q.get("end") else None
+    start = _day(q["start"], "start", False) if q.get("start") is not None else None
+    end = _day(q["end"], "end", True) if q.get("end") is not None else None
     # Like the other routes: one bound alone means the default span from it, neither the days up to now.
     if start is not None and end is not None:
         if start >= end:

@@ -61,7 +61,7 @@ def test_lists_each_days_files_with_links_through_nginx(archived, http, tmp_path
     assert (edge["end"], edge["data"]) == ("9999-12-31", [])
     for bad, word in (("table=bars", "table must be one of"), ("start=2026-11-20&end=2026-11-16", "before end"),
                       ("start=2025-01-01&end=2026-11-20", "366 days"), ("start=2026-02-30", "calendar date"),
-                      ("start=yesterday", "ISO-8601")):
+                      ("start=yesterday", "ISO-8601"), ("start=", "ISO-8601"), ("table=", "table must be")):
         err = get_json(http, f"/api/archive/ESZ6?{bad}", status=400)
         assert word in err["message"], (bad, err)
 
