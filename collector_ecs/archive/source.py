@@ -95,6 +95,8 @@ FROM archived_days f LEFT JOIN archive_manifests m USING (table_name, day)
 WHERE f.table_name = $1 ORDER BY f.day, f.symbol
 """
 
+SESSION_SETTINGS = ("SET enable_sort = off", "SET max_parallel_workers_per_gather = 0")
+
 _PARTITION_NAME = re.compile(r"^(?P<table>[a-z0-9_]+)_(?P<day>\d{8})$")
 
 
@@ -164,6 +166,12 @@ class BulkReader:
         import adbc_driver_postgresql.dbapi as adbc
 
         self._conn = adbc.connect(self._dsn, autocommit=True)
+        with self._conn.cursor() as cur:
+            # A file streams in (symbol, timestamp, id) index order: no sort (which spills a day of book
+            # updates to disk) and no parallel workers (which take the cores the archive's own workers use).
+            # Measured on a day of four symbols: a file's COPY 165-210 ms this way, 205-395 ms as planned.
+            for setting in SESSION_SETTINGS:
+                cur.execute(setting)
 
     def close(self) -> None:
         if self._conn is not None:
