@@ -33,6 +33,8 @@ EXPECTED_TYPES = {
     "bid_price": pa.float64(), "bid_size": pa.int32(),
 }
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 def edge_rows(day: dt.date) -> dict[str, list[tuple]]:
     """Rows a market rarely sends but a recorder must keep exactly: NULLs, NaN, -0.0, empty arrays, a NULL
@@ -40,8 +42,9 @@ def edge_rows(day: dt.date) -> dict[str, list[tuple]]:
     t = dt.datetime(day.year, day.month, day.day, 15, 0, 0, 1, tzinfo=UTC)
     last = day_bounds(day)[1] - dt.timedelta(microseconds=1)
     return {
-        "tick_data": [(t, "ESZ6", "CME", 6000.25, 1, None, None, t, True),
-                      (last, "ESZ6", "CME", -0.0, 2147483647, "SELL", 9_007_199_254_740_993, last, False)],
+        "tick_data": [(t, "ESZ6", "CME", 6000.25, 1, None, None, t, True, None, None),
+                      (last, "ESZ6", "CME", -0.0, 2147483647, "SELL", 9_007_199_254_740_993, last, False,
+                       (last - EPOCH) // dt.timedelta(microseconds=1) * 1000 + 999, last)],
         "quote_data": [(t, "ESZ6", "CME", None, None, None, float("nan"), 7, 0, t)],
         "level2_data": [(t, "ESZ6", "CME", "CLEAR_ORDER_BOOK", (), (), (), (), (), (), t),
                         (t, "ESZ6", "CME", "SOLO", (6000.0, None), (3, 4), (1, None), (), (), (), t)],
@@ -66,7 +69,7 @@ async def record(url: str, *, days=DAYS, seconds: int = 12, symbols=SYMBOLS, par
                 written[(table, day)] = len(rows[table])
         if today_rows:
             await write_rows(conn, {"tick_data": [(TODAY_ROW_AT, "ESZ6", "CME", 6100.0, 1, "BUY", 1, TODAY_ROW_AT,
-                                                   False)]})
+                                                   False, None, None)]})
     finally:
         await conn.close()
     return written

@@ -192,11 +192,11 @@ async def test_rows_arriving_after_archiving_are_archived_before_the_day_is_drop
 async def test_a_column_the_archive_does_not_know_stops_the_run(database_url, recorded, tmp_path):
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute("ALTER TABLE tick_data ADD COLUMN timestamp_ns bigint")
+        await conn.execute("ALTER TABLE tick_data ADD COLUMN venue_ns bigint")
     finally:
         await conn.close()
     root = tmp_path / "archive"
-    with pytest.raises(ArchiveError, match=r"tick_data\.timestamp_ns \(bigint\) is not in the archive schema"):
+    with pytest.raises(ArchiveError, match=r"tick_data\.venue_ns \(bigint\) is not in the archive schema"):
         await Archiver(settings(database_url, root), tty=False).run()
     assert not root.exists() or not list(root.rglob("*.parquet"))
     assert await archived_files(database_url) == []

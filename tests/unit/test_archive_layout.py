@@ -60,8 +60,8 @@ def test_manifest_round_trips():
 def test_every_database_column_must_be_declared():
     catalog = {c.name: c.pg_type for c in SCHEMAS["tick_data"]}
     assert schema_mismatch("tick_data", catalog) == []
-    problems = schema_mismatch("tick_data", {**catalog, "gateway_at": "timestamp with time zone"})
-    assert len(problems) == 1 and "tick_data.gateway_at" in problems[0] and "archive_layout.py" in problems[0]
+    problems = schema_mismatch("tick_data", {**catalog, "venue_at": "timestamp with time zone"})
+    assert len(problems) == 1 and "tick_data.venue_at" in problems[0] and "archive_layout.py" in problems[0]
     assert "bigint in the database" in schema_mismatch("tick_data", {**catalog, "size": "bigint"})[0]
 
 
