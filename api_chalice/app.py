@@ -13,6 +13,7 @@ For Lambda, `package.sh` vendors rdc_common before `chalice package`.
 
 from chalice import Chalice, ConvertToMiddleware
 from chalicelib import (
+    routes_archive,
     routes_data,
     routes_docs,
     routes_fallback,
@@ -41,6 +42,7 @@ app.register_blueprint(routes_data.bp)
 app.register_blueprint(routes_gaps.bp)
 app.register_blueprint(routes_live.bp)
 app.register_blueprint(routes_rolls.bp)
+app.register_blueprint(routes_archive.bp)
 app.register_blueprint(routes_subscriptions.bp)
 app.register_blueprint(routes_docs.bp)
 app.register_blueprint(routes_pages.bp)

@@ -38,24 +38,26 @@ class Sizes:
     # snapshots off then on (pairs) for their ingest cost
     console_reps: int = 3
     live_pairs: int = 1
+    # archive: seconds of the simulator's market (4 symbols at make run's rate) archived as one day
+    archive_seconds: int = 10
 
 
 TINY = Sizes(mode="tiny", send_seconds=1.0, ingest_warmup_s=1.0, ingest_window_s=1.5, copy_rows=20_000,
              seed_window_s=1.0, fresh_rate_per_symbol=500, fresh_warmup_s=1.0, fresh_window_s=1.5,
              api_requests=10, scale_requests=5, day_rows=10_000,
              tiers=(("10M", 20_000), ("100M", 40_000)), client_reps=1, decode_frames=20_000, decode_rounds=2,
-             console_reps=1, live_pairs=1)
+             console_reps=1, live_pairs=1, archive_seconds=10)
 
 QUICK = Sizes(mode="quick", send_seconds=1.0, ingest_warmup_s=2.5, ingest_window_s=2.5, copy_rows=100_000,
               seed_window_s=1.5, fresh_rate_per_symbol=5000, fresh_warmup_s=1.0, fresh_window_s=2.0,
               api_requests=10, scale_requests=8, day_rows=100_000,
               tiers=(("10M", 200_000), ("100M", 400_000)), client_reps=2, decode_frames=100_000,
-              decode_rounds=3, console_reps=3, live_pairs=1)
+              decode_rounds=3, console_reps=3, live_pairs=1, archive_seconds=120)
 
 FULL = Sizes(mode="full", send_seconds=10.0, ingest_warmup_s=8.0, ingest_window_s=20.0, copy_rows=2_000_000,
              seed_window_s=15.0, fresh_rate_per_symbol=5000, fresh_warmup_s=5.0, fresh_window_s=30.0,
              api_requests=150, scale_requests=100, day_rows=2_000_000,
              tiers=(("10M", 10_000_000), ("100M", 100_000_000)), client_reps=5, console_reps=7,
-             live_pairs=3)
+             live_pairs=3, archive_seconds=3000)
 
 MODES = {s.mode: s for s in (TINY, QUICK, FULL)}

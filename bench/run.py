@@ -20,6 +20,7 @@ from rdc_common.clock import pin_environment
 from rdc_common.products import DEFAULT_PRODUCTS
 
 from . import api as api_bench
+from . import archive as archive_bench
 from . import console, ingest, report
 from .config import MODES
 from .stack import BenchStack
@@ -149,6 +150,12 @@ def run(sizes, workdir: Path, profile: bool, log) -> dict:
 
         doc["api"], doc["scale"] = api_bench.run(stack, sizes, DEFAULT_PRODUCTS, workdir / "api", log)
         loads.append(load_1m())
+
+        doc["archive"] = archive_bench.run(stack, sizes, DEFAULT_PRODUCTS, workdir, log)
+        loads.append(load_1m())
+        ar = doc["archive"]
+        log(f"  {ar['rows']:,} rows archived at {ar['rows_per_s']:,} rows/s; bytes per trade/quote/book update "
+            f"{ar['bytes_per_row']['trade']}/{ar['bytes_per_row']['quote']}/{ar['bytes_per_row']['book_update']}")
     finally:
         stack.stop()
     doc["machine"]["load_1m_end"] = loads[-1]

@@ -1,4 +1,4 @@
-"""Command line: `python -m collector_ecs [run|migrate|healthcheck|check-connection|conformance]`."""
+"""Command line: `python -m collector_ecs [run|migrate|archive|healthcheck|check-connection|conformance]`."""
 
 from __future__ import annotations
 
@@ -34,10 +34,14 @@ def _environment_with_dotenv() -> dict[str, str]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-COMMANDS = ("run", "migrate", "healthcheck", "check-connection", "conformance")
+COMMANDS = ("run", "migrate", "archive", "healthcheck", "check-connection", "conformance")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["archive"]:  # its own options (python -m collector_ecs archive --help)
+        from .archive import main as archive_main
+        return archive_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m collector_ecs", description=__doc__)
     parser.add_argument("command", nargs="?", default="run", choices=COMMANDS)
     parser.add_argument("--product", default="ES", help="check-connection: product whose front month to resolve")

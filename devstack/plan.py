@@ -7,6 +7,7 @@ combination of settings (own servers or the user's, simulator or real Rithmic) i
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Mapping
@@ -121,6 +122,9 @@ class Plan:
     envs: dict[str, dict[str, str]] = field(repr=False)  # their environments (they hold secrets)
     cwds: dict[str, Path] = field(default_factory=dict)
     clock: Clock | None = None  # the clock every child shares (RDC_CLOCK_* in their environments)
+    # The Parquet archive (ARCHIVE_URL): .local/archive unless set; NGINX serves it when it is local.
+    archive_url: str = ""
+    archive_dir: Path | None = None
 
     def starts(self, name: str) -> bool:
         return name in self.services
@@ -260,6 +264,15 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
     if not burst_raw.isdigit():
         raise PlanError(f"RDC_NGINX_BURST={burst_raw!r} is not a number of requests; use e.g. 100")
 
+    archive_url = (env.get("ARCHIVE_URL") or "").strip() or str(local_dir / "archive")
+    archive_dir = None
+    if not archive_url.startswith("s3://"):
+        archive_dir = Path(archive_url.removeprefix("file://"))
+        if not archive_dir.is_absolute():
+            archive_dir = repo / archive_dir
+        archive_url = str(archive_dir)
+    http_url = f"http://127.0.0.1:{ports['nginx']}"
+
     base = dict(env)
     # The repository's packages (rdc_common above all) importable from any cwd, installed or not.
     base["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH", "")) if p)
@@ -280,7 +293,13 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
             "HEALTH_FILE": env.get("HEALTH_FILE") or str(local_dir / "collector-health.json"),
             "PYTHONUNBUFFERED": "1",
         },
-        "api": {**base, **shared, "PYTHONUNBUFFERED": "1"},
+        # Download links of archived files (GET /api/archive): NGINX serves the local archive under /archive/.
+        "api": {**base, **shared, "PYTHONUNBUFFERED": "1", "ARCHIVE_URL": archive_url,
+                "ARCHIVE_DOWNLOAD_URL": (env.get("ARCHIVE_DOWNLOAD_URL") or f"{http_url}/archive")
+                if archive_dir is not None else ""},
+        # The archive job devstack runs once a day (devstack.run) and `make archive` runs now.
+        "archive": {**base, "DATABASE_URL": database_url, "LOG_LEVEL": shared["LOG_LEVEL"],
+                    "ARCHIVE_URL": archive_url, "PYTHONUNBUFFERED": "1"},
         "simulator": {**base, "PYTHONUNBUFFERED": "1"},
     }
     commands = {
@@ -293,6 +312,7 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
                 "local.ChaliceRequestHandler.disable_nagle_algorithm = True; "
                 "from chalice.cli import main; sys.argv[0] = 'chalice'; sys.exit(main())",
                 "local", "--host", "127.0.0.1", "--port", str(ports["api"]), "--no-autoreload"],
+        "archive": [python, "-m", "collector_ecs", "archive"],
         "simulator": [python, "-m", "simulator", "--host", "127.0.0.1", "--port", str(ports["simulator"]),
                       "--control-port", str(ports["simulator-control"]),
                       "--seed", env.get("RDC_SIM_SEED") or "1", "--rate", env.get("RDC_SIM_RATE") or "200"],
@@ -314,8 +334,10 @@ def make_plan(env: Mapping[str, str], repo: Path, python: str = "python") -> Pla
         nginx_burst=int(burst_raw),
         commands=commands,
         envs=envs,
-        cwds={"api": repo / "api_chalice", "collector": repo, "simulator": repo},
+        cwds={"api": repo / "api_chalice", "collector": repo, "simulator": repo, "archive": repo},
         clock=clock,
+        archive_url=archive_url,
+        archive_dir=archive_dir,
     )
 
 
@@ -335,5 +357,18 @@ def describe(plan: Plan) -> str:
         f"collector  symbols {plan.symbols}",
         f"api        http://127.0.0.1:{plan.ports['api']}  (chalice local)",
         f"nginx      {plan.http_url}  (rate {plan.nginx_rate_limit}, burst {plan.nginx_burst})",
+        f"archive    {plan.archive_url}  (daily, after each UTC day closes; make archive runs it now)",
     ]
     return "\n".join(lines)
+
+
+# The archive job's margin past a day's end (collector_ecs.archive.config's default) and a few minutes
+# more, so the day is closed when the job starts.
+ARCHIVE_AFTER_MIDNIGHT = dt.timedelta(hours=1, minutes=5)
+
+
+def next_archive_run(now: dt.datetime) -> dt.datetime:
+    """When `make run` next runs the archive job after `now`: daily, just after the previous UTC day
+    closes. (In AWS an EventBridge schedule runs the same command in the daily maintenance break.)"""
+    today = dt.datetime(now.year, now.month, now.day, tzinfo=dt.UTC) + ARCHIVE_AFTER_MIDNIGHT
+    return today if today > now else today + dt.timedelta(days=1)

@@ -31,6 +31,7 @@ from devstack.plan import (
     make_plan,
     mask_url,
     merge_env,
+    next_archive_run,
     parse_dotenv,
 )
 from devstack.services import (
@@ -40,6 +41,7 @@ from devstack.services import (
     Redis,
     die_with_parent,
     nginx_binary,
+    nginx_readable_dir,
     pg_bindir,
     port_open,
     redis_binary,
@@ -224,6 +226,7 @@ class Stack:
             confdir=self.plan.local_dir / "nginx", port=self.plan.ports["nginx"],
             upstream=f"127.0.0.1:{self.plan.ports['api']}", logdir=self.plan.logs_dir,
             rate_limit=self.plan.nginx_rate_limit, burst=self.plan.nginx_burst, die_with_parent=True,
+            archive_root=nginx_readable_dir(self.plan.archive_dir) if self.plan.archive_dir else None,
         )
         nginx.start()
 
@@ -255,6 +258,43 @@ class Stack:
         self.units.clear()
 
 
+class ArchiveSchedule:
+    """Runs `python -m collector_ecs archive` once when the stack is up, then daily on the stack's clock
+    just after each UTC day closes (devstack.plan.next_archive_run), one run at a time. Its output goes
+    to logs/archive.log; a failed run is retried at the next time (the job is safe to run again)."""
+
+    def __init__(self, plan: Plan, out=sys.stdout):
+        self.plan = plan
+        self.out = out
+        self.due = plan.clock.now_dt() if plan.clock is not None else dt.datetime.now(dt.UTC)
+        self.child: Child | None = None
+
+    def poll(self) -> None:
+        if self.child is not None:
+            if self.child.alive():
+                return
+            code = self.child.proc.returncode
+            if code not in (0, 3):
+                print(f"  archive job exited with code {code}; see {self.plan.log_file('archive')} "
+                      f"(it runs again at {self.due.isoformat(timespec='minutes')})", file=self.out, flush=True)
+            self.child.proc = None
+            self.child = None
+        now = self.plan.clock.now_dt()
+        if now < self.due:
+            return
+        self.due = next_archive_run(now)
+        self.child = Child(name="archive", argv=self.plan.commands["archive"], env=self.plan.envs["archive"],
+                           cwd=self.plan.cwds["archive"], logfile=self.plan.log_file("archive"))
+        self.child.start()
+
+    def stop(self) -> None:
+        # The job may be killed at any point (it starts over what it had not finished), so Ctrl-C
+        # need not wait for a long run.
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
+
+
 def tail(path: Path, lines: int = 20) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()[-lines:]
@@ -270,7 +310,7 @@ def banner(plan: Plan, now: float) -> str:
     front = plan.front_months(now)
     first = front[0] if front else "ESZ6"
     logs = plan.logs_dir
-    names = [n for n in ("collector", "api", "simulator") if n in plan.commands]
+    names = [n for n in ("collector", "api", "simulator", "archive") if n in plan.commands]
     names += ["nginx-access", "nginx-error"] + [n for n in ("postgres", "redis") if plan.starts(n)]
     market = (
         "the simulator (no RITHMIC_USER set: synthetic market data)"
@@ -297,6 +337,7 @@ RithmicDataCollector is running; market data from {market}.
   Redis            {mask_url(plan.redis_url)}{redis_where}
   Symbols          {plan.symbols}  ->  {', '.join(front)}
   Clock            {clock_line(plan)}
+  Archive          {plan.archive_url}  (each UTC day once it closes; `make archive` runs it now)
   Logs             {logs}/{{{','.join(names)}}}.log
   API keys         {access}
 
@@ -350,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     stack = Stack(plan)
+    archive = ArchiveSchedule(plan)
     state_file = plan.local_dir / "devstack.json"
 
     def on_signal(signum, frame):
@@ -364,8 +406,10 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         # Written whole then renamed: /health may already answer, and a reader must never see half a file.
         partial = state_file.with_suffix(".json.partial")
+        # The clock's variables too: `make archive` runs the job on the stack's own timeline.
         partial.write_text(json.dumps({"pid": os.getpid(), "pids": stack.pids(), "ports": plan.listening_ports(),
-                                       "http_url": plan.http_url}, indent=2))
+                                       "http_url": plan.http_url, "clock": plan.clock.env(),
+                                       "archive_url": plan.archive_url}, indent=2))
         partial.replace(state_file)
         print(banner(plan, plan.clock.now()), flush=True)  # the stack's clock
         while True:
@@ -377,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{tail(unit_log)}", file=sys.stderr, flush=True)
                 code = 1
                 break
+            archive.poll()
             time.sleep(0.5)
     except Stop as stop:
         print(f"\n{stop} received: stopping.", flush=True)
@@ -387,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _install_handlers(while_stopping)
         started_any = bool(stack.units)
+        archive.stop()
         stack.stop()
         with contextlib.suppress(FileNotFoundError):
             state_file.unlink()

@@ -147,6 +147,41 @@ def _reachable_by(account: pwd.struct_passwd, path: Path) -> bool:
 
 
 RELOCATED_ROOT = Path("/var/lib/rdc")
+ARCHIVE_RELOCATED_ROOT = Path("/var/lib/rdc-archive")
+
+
+def nginx_readable_dir(path: Path) -> Path:
+    """The real directory behind `path`, one NGINX's workers can read.
+
+    As root, NGINX's workers run as `nobody`, which cannot enter a repository under root's 0700 home:
+    then the directory moves to /var/lib/rdc-archive/<key> (its content with it) and `path` becomes a
+    link to it, as the private PostgreSQL's data directory does."""
+    if path.is_symlink():
+        real = path.resolve()
+        real.mkdir(parents=True, exist_ok=True)
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        real = path.resolve()
+    if os.geteuid() != 0:
+        return real
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        return real
+    if _reachable_by(nobody, real / "file"):
+        return real
+    target = ARCHIVE_RELOCATED_ROOT / hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:16]
+    target.mkdir(parents=True, exist_ok=True)
+    os.chmod(ARCHIVE_RELOCATED_ROOT, 0o755)
+    os.chmod(target, 0o755)
+    if path.is_symlink():
+        path.unlink()
+    else:
+        for child in path.iterdir():
+            shutil.move(str(child), str(target / child.name))
+        path.rmdir()
+    path.symlink_to(target)
+    return target
 
 
 def collect_orphaned_clusters(keep: Path | None = None, root: Path | None = None) -> list[Path]:
@@ -371,6 +406,8 @@ class Nginx:
     burst: int = 100
     host: str = "127.0.0.1"
     die_with_parent: bool = False
+    # The local Parquet archive served read-only under /archive/ (None: an empty directory, so 404s).
+    archive_root: Path | None = None
     proc: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -391,8 +428,11 @@ class Nginx:
         tmp = self.confdir / "tmp"
         for d in (confd, tmp, self.logdir):
             d.mkdir(parents=True, exist_ok=True)
+        archive = self.archive_root or self.confdir / "no-archive"
+        archive.mkdir(parents=True, exist_ok=True)
         server = render_nginx_template({
             "API_UPSTREAM": self.upstream,
+            "ARCHIVE_ROOT": str(archive.resolve()),
             # The template's `listen` takes an address too; locally we never listen beyond loopback.
             "NGINX_PORT": f"{self.host}:{self.port}",
             "NGINX_RATE_LIMIT": self.rate_limit,

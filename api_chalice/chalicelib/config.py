@@ -53,6 +53,11 @@ class Settings:
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     # "Now" for defaults such as the end of a bars range: RDC_CLOCK_* when set (demos, tests).
     clock: Clock = field(default_factory=LiveClock)
+    # The Parquet archive (GET /api/archive): s3://bucket/prefix (links are presigned for
+    # archive_url_expires_s) or a local directory, whose files NGINX serves under archive_download_url.
+    archive_url: str | None = None
+    archive_download_url: str | None = None
+    archive_url_expires_s: int = 3600
 
     @property
     def api_keys_configured(self) -> bool:
@@ -138,6 +143,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "API_MAX_BODY_BYTES", 4096, 64, 1 << 20),
         metrics_namespace=_optional(env, "POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
         clock=clock,
+        archive_url=_optional(env, "ARCHIVE_URL"),
+        archive_download_url=(_optional(env, "ARCHIVE_DOWNLOAD_URL") or "").rstrip("/") or None,
+        archive_url_expires_s=_int(env, "ARCHIVE_URL_EXPIRES_S", 3600, 60, 7 * 86_400),
     )
 
 

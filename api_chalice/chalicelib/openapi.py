@@ -15,7 +15,7 @@ from typing import Any
 
 from rdc_common.products import PRODUCTS
 
-from . import params
+from . import params, routes_archive
 from .config import Settings, get_settings
 from .routes_data import LEVEL2, QUOTES, TICKS, RowKind
 from .routes_subscriptions import COMMAND_STREAM
@@ -245,6 +245,19 @@ SCHEMAS: dict[str, dict] = {
                   "count": INT, "rolls": {**array(ref("Roll")), "description": "Recorded by the collector, oldest "
                                                                                "first"},
                   "next_roll": ref("ScheduledRoll")}),
+    "ArchiveFile": obj({"date": {**STR, "format": "date", "description": "The UTC day of the rows"},
+                        "table": enum("ticks", "quotes", "level2"),
+                        "rows": INT, "bytes": {**INT, "description": "Size of the Parquet file"},
+                        "sha256": {**STR, "description": "SHA-256 of the file's bytes"},
+                        "first_timestamp": nullable(TS), "last_timestamp": nullable(TS),
+                        "url": nullable({**STR, "description": "GET it (pandas.read_parquet, DuckDB, curl): a "
+                                                               "presigned S3 URL in AWS, a URL through NGINX "
+                                                               "locally; null when no download location is set"})}),
+    "ArchiveFiles": obj({"symbol": STR, "start": {**STR, "format": "date"},
+                         "end": {**STR, "format": "date", "description": "Exclusive"}, "count": INT,
+                         "expires_in": nullable({**INT, "description": "Seconds the presigned URLs stay valid "
+                                                                       "(null: they do not expire)"}),
+                         "data": array(ref("ArchiveFile"))}),
     "OpenApiDocument": {"type": "object", "description": "This document"},
 }
 
@@ -285,6 +298,15 @@ def parameters(settings: Settings) -> dict[str, dict]:
                            f"{TIME_FORMATS}. Default: now", TIME),
         "depth": _query("depth", f"Price levels per side; larger values are capped to {params.MAX_DEPTH}",
                         {"type": "integer", "minimum": 1, "default": params.DEFAULT_DEPTH}),
+        "archive_table": _query("table", "Only this table's files (default: all three)",
+                                enum("ticks", "quotes", "level2", "tick_data", "quote_data", "level2_data")),
+        "archive_start": _query("start", f"First UTC day, YYYY-MM-DD, or a time ({TIME_FORMATS}: its day). Alone, "
+                                         f"it means {routes_archive.DEFAULT_DAYS} days from it; default: "
+                                         f"{routes_archive.DEFAULT_DAYS} days before end",
+                                {"anyOf": [{"type": "string", "format": "date"}, TIME]}),
+        "archive_end": _query("end", f"Day after the last (exclusive), YYYY-MM-DD, or a time (the days up to it). "
+                                     f"Default: tomorrow. With start, at most {routes_archive.MAX_DAYS} days after it",
+                              {"anyOf": [{"type": "string", "format": "date"}, TIME]}),
         **{f"limit_{kind.name}": _query("limit", f"Rows per page, 1 to {kind.max_limit}; larger values are capped "
                                                  f"to {kind.max_limit} (the applied value is echoed in limit)",
                                         {"type": "integer", "minimum": 1, "default": kind.default_limit})
@@ -387,6 +409,12 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/api/gaps/{symbol}", "getGaps", "Recorded outages of the stream (cause, rows dropped) and whether "
        "their trades were backfilled", "Gaps", "Gaps overlapping [start, end), oldest first",
        ("symbol", "start", "end"), {"400": BAD_REQUEST, "503": DB_UNAVAILABLE}),
+    Op("get", "/api/archive/{symbol}", "getArchiveFiles", "Archived Parquet files of a symbol, one per table and "
+       "UTC day, with download links", "ArchiveFiles", "Files of complete, verified days, oldest first",
+       ("symbol", "archive_table", "archive_start", "archive_end"), {"400": BAD_REQUEST, "503": DB_UNAVAILABLE},
+       description="Each file holds one table's rows of the symbol for one UTC day, sorted by (timestamp, id), "
+                   "with exactly the columns and types of the database (microsecond UTC timestamps, the book's "
+                   "arrays, NULLs). Read one with pandas.read_parquet(url) or DuckDB's read_parquet(url)."),
     Op("get", "/api/subscriptions", "getSubscriptions", "The desired subscription set with the collector's status "
        "for each", "Subscriptions", "Subscriptions", errors={"503": DB_UNAVAILABLE}, tag="subscriptions"),
     Op("get", "/openapi.json", "getOpenApi", "This document", "OpenApiDocument", "OpenAPI 3 document",

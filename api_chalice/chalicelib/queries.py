@@ -246,3 +246,15 @@ WHERE symbol = $1 AND gap_start < $3 AND coalesce(gap_end, 'infinity'::timestamp
 ORDER BY gap_start, id
 LIMIT $4
 """
+
+
+# -- the Parquet archive ----------------------------------------------------------------
+# $1 symbol, $2 tables, $3 first day, $4 day after the last. Only days whose manifest is written:
+# every file of such a day was read back and verified (collector_ecs.archive).
+
+ARCHIVE_FILES = """
+SELECT f.table_name, f.day, f.rows, f.bytes, f.sha256, f.path, f.min_ts, f.max_ts
+FROM archived_days f JOIN archive_manifests m USING (table_name, day)
+WHERE f.symbol = $1 AND f.table_name = ANY($2::text[]) AND f.day >= $3 AND f.day < $4
+ORDER BY f.day, f.table_name
+"""

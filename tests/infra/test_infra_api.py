@@ -63,8 +63,9 @@ def test_lambda_role_is_ours_with_grants_not_chalice_managed(synth, templates):
     policies = [p for k, p in synth.resources("RdcApi", "AWS::IAM::Policy").items() if k.startswith("ApiFunctionRole")]
     (policy,) = policies
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    # Its secrets, and GetObject on the archive's prefix to presign download links (test_infra_archive.py).
     assert {json.dumps(s["Action"]) for s in statements} == {
-        json.dumps(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"])
+        json.dumps(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]), json.dumps("s3:GetObject")
     }
     targets = json.dumps([s["Resource"] for s in statements])
     for secret in ("ApiDatabaseSecretAttachment", "RdcRedisAuthSecret", "RdcApiKeysSecret"):

@@ -28,7 +28,7 @@ def test_one_cluster_with_container_insights_and_one_service(templates):
     collector = templates["RdcCollector"]
     collector.resource_count_is("AWS::ECS::Cluster", 1)
     collector.resource_count_is("AWS::ECS::Service", 1)
-    collector.resource_count_is("AWS::ECS::TaskDefinition", 2)
+    collector.resource_count_is("AWS::ECS::TaskDefinition", 3)  # the service, migrate, archive
     collector.has_resource_properties(
         "AWS::ECS::Cluster", {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]}
     )
@@ -91,7 +91,8 @@ def test_migration_task_runs_the_same_image_with_migrate(synth):
     assert "ComputeSubnets" in synth.templates["RdcNetwork"]["Outputs"]
 
 
-def test_task_role_reaches_only_the_archive_bucket_and_rithmic_secret(synth):
+def test_task_role_reaches_only_the_rithmic_secret(synth):
+    """The service only records: the archive bucket is the archive task's (tests/infra/test_infra_archive.py)."""
     task_roles = {
         k: v
         for k, v in synth.resources("RdcCollector", "AWS::IAM::Policy").items()
@@ -99,8 +100,8 @@ def test_task_role_reaches_only_the_archive_bucket_and_rithmic_secret(synth):
     }
     (policy,) = task_roles.values()
     resources = json.dumps([s["Resource"] for s in policy["Properties"]["PolicyDocument"]["Statement"]])
-    assert "RdcArchiveBucket" in resources and "RdcRithmicSecret" in resources
-    assert "RdcDatabaseSecret" not in resources and '"*"' not in resources
+    assert "RdcRithmicSecret" in resources
+    assert "RdcArchiveBucket" not in resources and "RdcDatabaseSecret" not in resources and '"*"' not in resources
 
 
 def test_collector_environment_matches_collector_ecs_config(synth):

@@ -17,6 +17,7 @@ PINNED = {
     "RdcRedis": "AWS::ElastiCache::ReplicationGroup",
     "RdcRedisAuthSecret": "AWS::SecretsManager::Secret",
     "RdcArchiveBucket": "AWS::S3::Bucket",
+    "RdcAthenaResultsBucket": "AWS::S3::Bucket",
     "RdcRithmicSecret": "AWS::SecretsManager::Secret",
     "RdcApiKeysSecret": "AWS::SecretsManager::Secret",
 }
@@ -34,7 +35,7 @@ def test_stateful_logical_ids_are_pinned(synth):
         assert resources[logical_id]["Type"] == type_name, logical_id
     assert len(synth.resources("RdcData", "AWS::RDS::DBInstance")) == 1
     assert len(synth.resources("RdcData", "AWS::ElastiCache::ReplicationGroup")) == 1
-    assert len(synth.resources("RdcData", "AWS::S3::Bucket")) == 1
+    assert len(synth.resources("RdcData", "AWS::S3::Bucket")) == 2  # the archive, Athena's results
     assert len(synth.resources("RdcData", "AWS::SecretsManager::Secret")) == 5
 
 

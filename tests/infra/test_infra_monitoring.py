@@ -17,9 +17,9 @@ def _alarm(synth, prefix):
     return alarm["Properties"]
 
 
-def test_five_alarms_all_notify_the_encrypted_topic(synth, templates):
+def test_six_alarms_all_notify_the_encrypted_topic(synth, templates):
     monitoring = templates["RdcMonitoring"]
-    monitoring.resource_count_is("AWS::CloudWatch::Alarm", 5)
+    monitoring.resource_count_is("AWS::CloudWatch::Alarm", 6)
     monitoring.resource_count_is("AWS::SNS::Topic", 1)
     monitoring.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
     monitoring.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
@@ -98,3 +98,16 @@ def test_alarm_email_subscribes_when_configured(synth_variant):
     (subscription,) = synth_variant.resources("RdcMonitoring", "AWS::SNS::Subscription").values()
     assert subscription["Properties"]["Protocol"] == "email"
     assert subscription["Properties"]["Endpoint"] == "ops@example.com"
+
+
+def test_archive_alarm_pages_on_a_failed_run_or_a_day_retention_could_not_drop(synth):
+    alarm = _alarm(synth, "ArchiveAlarm")
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+    assert metrics[next(i for i, m in metrics.items() if "Expression" in m)]["Expression"] == (
+        "FILL(failures, 0) + FILL(blocked, 0)")
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in metrics.values() if "MetricStat" in m} == {
+        "ArchiveFailures", "RetentionBlockedDays"}
+    assert all(m["MetricStat"]["Metric"]["Namespace"] == "RithmicDataCollector" for m in metrics.values()
+               if "MetricStat" in m)
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"

@@ -66,22 +66,25 @@ def test_no_ingress_from_anywhere(synth):
 
 
 def test_ingress_paths_are_exactly_the_architecture(synth):
-    """DB <- collector, proxy; proxy <- API; Redis <- collector, API; endpoints <- collector, API."""
+    """DB <- collector, archive task, proxy; proxy <- API; Redis <- collector, API; endpoints <- collector,
+    archive task, API."""
     paths = set()
     for _stack, _logical_id, rule in _all_ingress(synth):
         target = json.dumps(rule["GroupId"])
         source = json.dumps(rule["SourceSecurityGroupId"])
         name = lambda ref: next(  # noqa: E731
-            n for n in ("Database", "Proxy", "Redis", "Endpoint", "Collector", "ApiFunction") if n in ref
+            n for n in ("Database", "Proxy", "Redis", "Endpoint", "Collector", "ApiFunction", "Archive") if n in ref
         )
         paths.add((name(source), name(target), rule.get("FromPort") if isinstance(rule.get("FromPort"), int) else "db"))
     assert paths == {
         ("Collector", "Database", 5432),
+        ("Archive", "Database", 5432),
         ("Proxy", "Database", "db"),
         ("ApiFunction", "Proxy", 5432),
         ("Collector", "Redis", 6380),
         ("ApiFunction", "Redis", 6380),
         ("Collector", "Endpoint", 443),
+        ("Archive", "Endpoint", 443),
         ("ApiFunction", "Endpoint", 443),
     }
 
@@ -96,8 +99,9 @@ def test_no_security_group_keeps_the_default_allow_all_egress(synth):
             assert egress, (stack, logical_id)
             for rule in egress:
                 if rule.get("CidrIp") == "0.0.0.0/0":
-                    # Only the collector goes out to the internet, and only on 443 (Rithmic wss).
-                    assert logical_id.startswith("CollectorSecurityGroup"), (stack, logical_id)
+                    # Only the collector (Rithmic's wss) and the archive task (S3, whose gateway endpoint routes
+                    # to S3's public addresses) go out, and only on 443.
+                    assert logical_id.startswith(("CollectorSecurityGroup", "ArchiveSecurityGroup")), logical_id
                     assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443)
     # Groups whose egress goes only to other groups carry the match-nothing placeholder inline.
     for stack, type_prefix in (("RdcApi", "ApiFunctionSecurityGroup"), ("RdcData", "ProxySecurityGroup")):

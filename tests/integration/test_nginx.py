@@ -9,12 +9,13 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
-from devstack.services import Nginx, free_port, port_open, render_nginx_template
+from devstack.services import Nginx, free_port, nginx_readable_dir, port_open, render_nginx_template
 
 pytestmark = pytest.mark.integration
 
@@ -212,8 +213,48 @@ def test_template_needs_every_value():
 
 def test_template_leaves_nginx_variables_alone():
     text = render_nginx_template(
-        {"API_UPSTREAM": "api:8000", "NGINX_PORT": "80", "NGINX_RATE_LIMIT": "50r/s", "NGINX_RATE_BURST": "100"}
+        {"API_UPSTREAM": "api:8000", "NGINX_PORT": "80", "NGINX_RATE_LIMIT": "50r/s", "NGINX_RATE_BURST": "100",
+         "ARCHIVE_ROOT": "/var/lib/rdc/archive"}
     )
     assert "server api:8000;" in text and "listen 80;" in text
     assert "$binary_remote_addr" in text and "$proxy_add_x_forwarded_for" in text
     assert "${" not in text
+
+
+def test_the_local_archive_is_served_read_only_as_parquet(tmp_path, stub_api):
+    """/archive/ is the directory `python -m collector_ecs archive` writes: files with Parquet's media type
+    and byte ranges (readers fetch a file's footer first), nothing hidden or temporary, no listing, no
+    writes, nothing outside it, and NGINX's usual headers."""
+    # Where NGINX's workers (nobody, as root) can read it: pytest's own tmp_path is 0700 (make run moves
+    # an unreachable archive directory the same way, devstack.services.nginx_readable_dir).
+    root = nginx_readable_dir(tmp_path / "archive")
+    day = root / "tick_data" / "date=2026-11-16" / "symbol=ESZ6"
+    day.mkdir(parents=True)
+    data = b"PAR1" + bytes(range(256)) * 8 + b"PAR1"
+    (day / "part-0.parquet").write_bytes(data)
+    (day / ".part-0.parquet.123.tmp").write_bytes(b"half a file")
+    (root / "tick_data" / "date=2026-11-16" / "_manifest.json").write_text('{"files": []}')
+    nginx = _nginx(tmp_path, f"127.0.0.1:{stub_api.server_address[1]}", archive_root=root)
+    nginx.start()
+    try:
+        path = "/archive/tick_data/date=2026-11-16/symbol=ESZ6/part-0.parquet"
+        status, headers, body = request(nginx, "GET", path)
+        assert (status, body) == (200, data)
+        assert headers["content-type"] == "application/vnd.apache.parquet"
+        assert_security_headers(headers)
+        status, headers, body = request(nginx, "GET", path, headers={"Range": "bytes=-8"})
+        assert (status, body) == (206, data[-8:])
+        status, headers, _ = request(nginx, "GET", "/archive/tick_data/date=2026-11-16/_manifest.json")
+        assert status == 200 and headers["content-type"] == "application/json"
+        for hidden in ("/archive/tick_data/date=2026-11-16/symbol=ESZ6/.part-0.parquet.123.tmp",
+                       "/archive/tick_data/", "/archive/tick_data/date=2026-11-16/symbol=ESZ6/nope.parquet",
+                       "/archive/../nginx/nginx.conf", "/archive/%2e%2e/nginx/nginx.conf"):
+            status, headers, body = request(nginx, "GET", hidden)
+            assert status in (400, 403, 404), hidden
+            assert headers["content-type"] == "application/json" and json.loads(body)["error"], hidden
+        status, headers, _ = request(nginx, "POST", path, body=b"{}")
+        assert status == 405 and headers["allow"] == "GET, HEAD"
+        assert not [p for p in StubApi.seen if p.startswith("/archive")], "the API never sees archive reads"
+    finally:
+        nginx.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -45,6 +45,8 @@ DEFAULTS_ARE_RIGHT = {
     "API_MAX_RANGE_DAYS": "tuning", "API_MAX_DAILY_BARS_RANGE_DAYS": "tuning", "API_MAX_BODY_BYTES": "tuning",
     "REQUIRE_API_KEY_FOR_WRITES": "open locally", "METRICS_INTERVAL_S": "tuning",
     "LIVE_SNAPSHOTS": "on by default; 0 only to measure their cost (make bench)",
+    "ARCHIVE_LOCK_TIMEOUT_S": "tuning", "ARCHIVE_SAFETY_MARGIN_MINUTES": "tuning", "ARCHIVE_WORKERS": "tuning",
+    "ARCHIVE_URL_EXPIRES_S": "tuning (presigned S3 links; the local archive's links do not expire)",
     "CONFORMANCE_STATUS_INTERVAL_S": "read only by the conformance command, not by the service",
     "RDC_ENV_FILE": "read only by check-connection and conformance, run by hand",
     # Per-container defaults that are right inside the image.

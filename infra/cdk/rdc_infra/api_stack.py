@@ -13,6 +13,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from chalice.cdk import Chalice
 from constructs import Construct
 
+from .archive import archive_url
 from .collector_stack import METRICS_NAMESPACE
 from .config import InfraConfig
 from .data_stack import POSTGRES_PORT, DataStack
@@ -93,6 +94,17 @@ class ApiStack(Stack):
         data.api_database_secret.grant_read(self.function_role)
         data.redis_auth_secret.grant_read(self.function_role)
         data.api_keys_secret.grant_read(self.function_role)
+        # GET /api/archive presigns GET URLs of archived files: the role must itself be allowed to read them
+        # (GetObject on the archive's prefix; nothing else of the bucket, not even listing it).
+        self.function_role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[data.archive_bucket.arn_for_objects(f"{data.archive_prefix}/*")]))
+        acknowledge(
+            self.function_role,
+            "s3:GetObject on the archive's prefix of the archive bucket, the objects download links are presigned "
+            "for; a key pattern is how S3 object resources are named.",
+            f"AwsSolutions-IAM5[Resource::RdcData:ExportsOutputFnGetAttRdcArchiveBucketArnEE42DA46/"
+            f"{data.archive_prefix}/*]",
+        )
         acknowledge(
             self.function_role,
             "AWSLambdaVPCAccessExecutionRole is the documented minimum for a VPC Lambda (ENIs and its "
@@ -118,6 +130,7 @@ class ApiStack(Stack):
             "REQUIRE_API_KEY_FOR_WRITES": "1",
             "POWERTOOLS_SERVICE_NAME": "rdc-api",
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "ARCHIVE_URL": archive_url(data.archive_bucket, data.archive_prefix),
         }
         self.chalice = Chalice(
             self,

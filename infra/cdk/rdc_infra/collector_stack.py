@@ -9,6 +9,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from .archive import ArchiveJob
 from .config import InfraConfig
 from .data_stack import POSTGRES_PORT, DataStack
 from .nag import acknowledge
@@ -125,7 +126,6 @@ class CollectorStack(Stack):
                 # Only the ARN (collector_ecs.config reads RITHMIC_SECRET_ID): on a login failure
                 # the collector re-reads the secret, so new credentials need no redeploy.
                 "RITHMIC_SECRET_ID": data.rithmic_secret.secret_arn,
-                "ARCHIVE_BUCKET": data.archive_bucket.bucket_name,
                 "METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "LOG_FORMAT": "json",
             },
@@ -146,8 +146,8 @@ class CollectorStack(Stack):
             # Fargate's maximum: time to flush the queue and the spool to PostgreSQL on SIGTERM.
             stop_timeout=Duration.seconds(120),
         )
+        # The service never touches the archive bucket: the archive task below has its own role.
         data.rithmic_secret.grant_read(self.task_definition.task_role)
-        data.archive_bucket.grant_read_write(self.task_definition.task_role)
 
         self.service = ecs.FargateService(
             self,
@@ -191,24 +191,25 @@ class CollectorStack(Stack):
             stop_timeout=Duration.seconds(30),
         )
 
+        # --- The daily archive: closed days to Parquet in S3, then retention -----------------
+        self.archive = ArchiveJob(
+            self, "Archive", cluster=self.cluster, image=self.image, vpc=vpc,
+            subnets=ec2.SubnetSelection(subnet_group_name=COMPUTE), bucket=data.archive_bucket,
+            prefix=data.archive_prefix, database_environment=database_environment, database_secrets=database_secrets,
+            log_group=self.log_group, cron=config.archive_cron, timezone=config.market_timezone,
+            retention_days={"tick_data": config.retention_days_ticks, "quote_data": config.retention_days_quotes,
+                            "level2_data": config.retention_days_level2},
+        )
+        data.allow_database(self.archive.security_group, "Archive task to PostgreSQL")
+        network.allow_endpoints(self.archive.security_group, "Archive task to AWS API endpoints")
+
+        CfnOutput(self, "ArchiveTaskDefinitionArn", value=self.archive.task_definition.task_definition_arn)
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=self.service.service_name)
         CfnOutput(self, "MigrationTaskDefinitionArn", value=self.migration_task_definition.task_definition_arn)
         CfnOutput(self, "TaskSecurityGroup", value=self.security_group.security_group_id)
         CfnOutput(self, "LogGroupName", value=self.log_group.log_group_name)
 
-        acknowledge(
-            self.task_definition.task_role,
-            "bucket.grant_read_write() on the archive bucket only: object actions need the bucket's "
-            "'/*' resource, and the s3:<verb>* families are CDK's grant, not a broader service grant.",
-            "AwsSolutions-IAM5[Action::s3:GetObject*]",
-            "AwsSolutions-IAM5[Action::s3:GetBucket*]",
-            "AwsSolutions-IAM5[Action::s3:List*]",
-            "AwsSolutions-IAM5[Action::s3:DeleteObject*]",
-            "AwsSolutions-IAM5[Action::s3:Abort*]",
-            # The bucket's ARN reaches this stack as an import of the data stack's export.
-            "AwsSolutions-IAM5[Resource::RdcData:ExportsOutputFnGetAttRdcArchiveBucketArnEE42DA46/*]",
-        )
         for task_definition in (self.task_definition, self.migration_task_definition):
             acknowledge(
                 task_definition.obtain_execution_role(),

@@ -85,6 +85,16 @@ class InfraConfig:
     market_close_cron: str
     db_free_storage_alarm_gib: int
 
+    # The Parquet archive: the key prefix in the data stack's bucket, when the archive task runs (EventBridge
+    # Scheduler cron in market_timezone), the Glue database and Athena workgroup name, and the days each
+    # table stays in PostgreSQL (0 = forever).
+    archive_prefix: str
+    archive_cron: str
+    archive_catalog_name: str
+    retention_days_ticks: int
+    retention_days_quotes: int
+    retention_days_level2: int
+
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> InfraConfig:
         """Build from a mapping of `rdc:<field>` keys; values given as strings (-c) are coerced."""

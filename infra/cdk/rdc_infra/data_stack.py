@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from .archive import ArchiveCatalog, archive_url
 from .config import InfraConfig
 from .nag import acknowledge
 from .network_stack import DATA, deny_default_egress
@@ -35,6 +36,7 @@ STATEFUL_LOGICAL_IDS = {
     "redis": "RdcRedis",
     "redis_auth_secret": "RdcRedisAuthSecret",
     "archive_bucket": "RdcArchiveBucket",
+    "athena_results_bucket": "RdcAthenaResultsBucket",
     "rithmic_secret": "RdcRithmicSecret",
     "api_keys_secret": "RdcApiKeysSecret",
 }
@@ -222,6 +224,35 @@ class DataStack(Stack):
             "would itself need this acknowledgement.",
             "AwsSolutions-S1",
         )
+
+        # Athena's query results: disposable, so they expire; encrypted and private like the archive.
+        self.athena_results_bucket = s3.Bucket(
+            self,
+            "AthenaResultsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireResults", expiration=Duration.days(30),
+                                              abort_incomplete_multipart_upload_after=Duration.days(1))],
+        )
+        self.athena_results_bucket.node.default_child.override_logical_id(
+            STATEFUL_LOGICAL_IDS["athena_results_bucket"])
+        acknowledge(
+            self.athena_results_bucket,
+            "Query results only, written by Athena for the workgroup and expired after 30 days; CloudTrail "
+            "data events cover object-level audit if the account enables them.",
+            "AwsSolutions-S1",
+        )
+        # SQL over the archive at any scale: Glue tables with partition projection and a workgroup.
+        self.archive_prefix = config.archive_prefix.strip("/")
+        self.archive_catalog = ArchiveCatalog(
+            self, "ArchiveCatalog", bucket=self.archive_bucket, results_bucket=self.athena_results_bucket,
+            prefix=self.archive_prefix, name=config.archive_catalog_name)
+        CfnOutput(self, "ArchiveUrl", value=archive_url(self.archive_bucket, self.archive_prefix))
+        CfnOutput(self, "GlueDatabase", value=config.archive_catalog_name)
+        CfnOutput(self, "AthenaWorkgroup", value=config.archive_catalog_name)
 
         # --- Secrets the operator fills in or the API reads -------------------------------
         self.rithmic_secret = secretsmanager.Secret(

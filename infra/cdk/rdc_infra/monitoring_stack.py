@@ -21,7 +21,7 @@ GIB = 1024**3
 
 
 class MonitoringStack(Stack):
-    """Five alarms on one encrypted SNS topic, and a dashboard of the collector's EMF metrics.
+    """Six alarms on one encrypted SNS topic, and a dashboard of the collector's EMF metrics.
 
     CloudWatch alarms have no calendar, so "no ticks while the market is open" is the plain
     RowsWritten alarm whose actions EventBridge Scheduler turns on at the open and off at the
@@ -130,7 +130,27 @@ class MonitoringStack(Stack):
             treat_missing_data=cloudwatch.TreatMissingData.MISSING,
         )
 
+        # The daily archive: a run that failed, or a day past its retention limit that could not be dropped
+        # because it is not archived (PostgreSQL keeps growing) must reach a person.
+        archive_trouble = cloudwatch.MathExpression(
+            expression="FILL(failures, 0) + FILL(blocked, 0)",
+            using_metrics={"failures": emf("ArchiveFailures", "Sum"), "blocked": emf("RetentionBlockedDays", "Sum")},
+            period=Duration.hours(6),
+            label="Archive runs failed + days retention could not drop",
+        )
+        self.archive_alarm = archive_trouble.create_alarm(
+            self,
+            "ArchiveAlarm",
+            alarm_description="The archive job failed, or retention left an unarchived day in PostgreSQL "
+                              "(see the archive task's log: python -m collector_ecs archive).",
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
         for alarm in (
+            self.archive_alarm,
             self.no_ticks_alarm,
             self.collector_down_alarm,
             self.api_5xx_alarm,
