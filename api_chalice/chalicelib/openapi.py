@@ -273,6 +273,11 @@ def parameters(settings: Settings) -> dict[str, dict]:
     return {
         "symbol": {"name": "symbol", "in": "path", "required": True, "description": SYMBOL_DESCRIPTION,
                    "schema": {"type": "string", "pattern": SYMBOL_PATTERN}},
+        # Routes that take a contract only (the live snapshot, the archive's files): no continuous symbols.
+        "contract": {"name": "symbol", "in": "path", "required": True,
+                     "description": "Contract: product code + month code (F G H J K M N Q U V X Z) + one-digit "
+                                    "year, e.g. ESZ6; case-insensitive",
+                     "schema": {"type": "string", "pattern": f"^{CONTRACT_PATTERN}$"}},
         "subscribe_symbol": {"name": "symbol", "in": "path", "required": True, "description": SUBSCRIBE_DESCRIPTION,
                              "schema": {"type": "string", "pattern": SUBSCRIBE_PATTERN}},
         "product": {"name": "product", "in": "path", "required": True,
@@ -401,7 +406,7 @@ OPERATIONS: tuple[Op, ...] = (
        tag="subscriptions", body="SubscriptionBody"),
     Op("get", "/api/live/{symbol}", "getLive", "The live snapshot the collector keeps in Redis: last trade, best "
        "bid/offer, the top 10 book levels with order counts and the last 50 trades, with its age", "Live",
-       "The latest snapshot", ("symbol",),
+       "The latest snapshot", ("contract",),
        {"400": BAD_REQUEST, "404": "No snapshot of this symbol: not recorded, no data yet, or LIVE_SNAPSHOTS=0",
         "503": "Redis is not answering"},
        description="What the web console at / polls while it is open. Read from Redis only (ElastiCache in AWS), "
@@ -411,7 +416,7 @@ OPERATIONS: tuple[Op, ...] = (
        ("symbol", "start", "end"), {"400": BAD_REQUEST, "503": DB_UNAVAILABLE}),
     Op("get", "/api/archive/{symbol}", "getArchiveFiles", "Archived Parquet files of a symbol, one per table and "
        "UTC day, with download links", "ArchiveFiles", "Files of complete, verified days, oldest first",
-       ("symbol", "archive_table", "archive_start", "archive_end"), {"400": BAD_REQUEST, "503": DB_UNAVAILABLE},
+       ("contract", "archive_table", "archive_start", "archive_end"), {"400": BAD_REQUEST, "503": DB_UNAVAILABLE},
        description="Each file holds one table's rows of the symbol for one UTC day, sorted by (timestamp, id), "
                    "with exactly the columns and types of the database (microsecond UTC timestamps, the book's "
                    "arrays, NULLs). Read one with pandas.read_parquet(url) or DuckDB's read_parquet(url)."),

@@ -99,8 +99,11 @@ def test_a_tiny_run_produces_every_key(tiny_run):
 
 def test_every_path_measured_something(tiny_run):
     flat = report.flatten(tiny_run)
+    # Differences between two measurements (the ingest cost of live snapshots) may come out at or
+    # below zero in a short run: they are measured, but not necessarily positive.
     positive = [k for k in report.KEYS if k.startswith(("ingest.", "api.", "scale.", "simulator."))
-                and not k.endswith("cpu_share.postgres") and not k.endswith("cpu_share.simulator")]
+                and not k.endswith("cpu_share.postgres") and not k.endswith("cpu_share.simulator")
+                and not k.endswith("_pct")]
     assert [k for k in positive if not (isinstance(flat[k], int | float) and flat[k] > 0)] == []
     assert flat["freshness_ms.p50"] > 0 and flat["freshness_ms.p99"] >= flat["freshness_ms.p50"]
     assert tiny_run["freshness_ms"]["rows"] > 0
